@@ -1,0 +1,1 @@
+"""Shared test utilities (the `TestCase` base class and fixtures writers)."""
