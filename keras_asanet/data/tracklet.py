@@ -28,7 +28,7 @@ class Tracklet:
             (`occlusion`, `cut_out`, `multi_person`, ...), or `None`.
     """
 
-    frames: tuple[str, ...]
+    frames: tuple[str, ...] = dataclasses.field(repr=False)
     pid: int
     camid: int
     tracklet_id: int
@@ -42,6 +42,13 @@ class Tracklet:
                 f"Tracklet pid={self.original_pid} cam={self.camid} "
                 f"tracklet={self.tracklet_id} has no frames; every tracklet needs at least one."
             )
+
+    def __repr__(self):
+        return (
+            f"Tracklet(pid={self.pid}, camid={self.camid}, tracklet_id={self.tracklet_id}, "
+            f"original_pid={self.original_pid}, num_frames={self.num_frames}, "
+            f"annotated={self.attributes is not None})"
+        )
 
     @property
     def num_frames(self) -> int:

@@ -1,0 +1,42 @@
+"""Datasets (MARS, DukeMTMC-VideoReID, synthetic), attributes, sampling and pipelines."""
+
+from keras_asanet.data.attributes import (
+    DUKE_SCHEMA,
+    MARS_SCHEMA,
+    Attribute,
+    AttributeSchema,
+    builtin_attribute_csv,
+)
+from keras_asanet.data.duke_video_reid import DukeVideoReID
+from keras_asanet.data.mars import Mars
+from keras_asanet.data.synthetic import MASK_LABELS, make_synthetic_mars
+from keras_asanet.data.tracklet import Tracklet
+from keras_asanet.data.video_reid_dataset import VideoReIDDataset
+
+DATASETS = {"mars": Mars, "duke": DukeVideoReID, "synthetic": Mars}
+
+
+def get_dataset(name, root, **kwargs):
+    """Reads dataset `name` (`"mars"`, `"duke"`, or `"synthetic"`, a MARS-layout folder made
+    by `make_synthetic_mars`) from `root`."""
+    key = str(name).lower()
+    if key not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; expected one of {sorted(DATASETS)}.")
+    return DATASETS[key](root, **kwargs)
+
+
+__all__ = [
+    "Attribute",
+    "AttributeSchema",
+    "DATASETS",
+    "DUKE_SCHEMA",
+    "DukeVideoReID",
+    "MARS_SCHEMA",
+    "MASK_LABELS",
+    "Mars",
+    "Tracklet",
+    "VideoReIDDataset",
+    "builtin_attribute_csv",
+    "get_dataset",
+    "make_synthetic_mars",
+]

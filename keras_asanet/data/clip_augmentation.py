@@ -1,0 +1,103 @@
+"""Training augmentation of whole clips: one spatial transform shared by every frame.
+
+Re-ID recipes (BoT, AGW, ASA-Net §IV-B) flip, pad-and-crop and randomly erase each training
+image; for video the transform must be the same for all frames of a clip, or the temporal
+model sees a jittering person. This runs in numpy inside the data-loader workers rather than
+as Keras preprocessing layers: those draw an independent transform per batch item (so frames
+would need folding into channels), run on the active backend inside every worker (slower, see
+`scripts/benchmark.py data`), and Keras' `RandomErasing` samples each side's length
+independently instead of Zhong et al.'s area-and-aspect-ratio draw that the paper's recipe uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+#: ImageNet mean in [0, 255] pixels: the erasing fill, i.e. zero after the model's normalisation.
+IMAGENET_MEAN_PIXELS = (123.675, 116.28, 103.53)
+
+
+@dataclasses.dataclass
+class ClipAugmentation:
+    """Flip, pad-and-crop and random erasing, identical across the frames of a clip.
+
+    Args:
+        flip_probability: probability of a horizontal flip.
+        padding: pixels of zero padding on every side before a random crop back to size
+            (0 disables the crop).
+        erasing_probability: probability of erasing one rectangle (Zhong et al., AAAI 2020).
+        erasing_area: `(min, max)` fraction of the frame area erased.
+        erasing_aspect: `(min, max)` aspect ratio of the erased rectangle (log-uniform).
+        erasing_fill: per-channel fill value in pixels (ImageNet mean by default).
+
+    Call arguments:
+        clip: `(T, H, W, 3)` float32 array (pixels in [0, 255]).
+        rng: a `numpy.random.Generator` (the pipeline derives one per batch from its seed).
+
+    Returns:
+        The augmented `(T, H, W, 3)` float32 clip.
+    """
+
+    flip_probability: float = 0.5
+    padding: int = 10
+    erasing_probability: float = 0.5
+    erasing_area: tuple = (0.02, 0.4)
+    erasing_aspect: tuple = (0.3, 3.3)
+    erasing_fill: tuple = IMAGENET_MEAN_PIXELS
+
+    def __post_init__(self):
+        for name in ("flip_probability", "erasing_probability"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}.")
+        if self.padding < 0:
+            raise ValueError(f"padding must be >= 0, got {self.padding}.")
+        lo, hi = self.erasing_area
+        if not 0.0 < lo <= hi < 1.0:
+            raise ValueError(
+                f"erasing_area must satisfy 0 < min <= max < 1, got {self.erasing_area}."
+            )
+        lo, hi = self.erasing_aspect
+        if not 0.0 < lo <= hi:
+            raise ValueError(
+                f"erasing_aspect must satisfy 0 < min <= max, got {self.erasing_aspect}."
+            )
+
+    def __call__(self, clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if clip.ndim != 4 or clip.shape[-1] != 3:
+            raise ValueError(
+                f"ClipAugmentation expects a (T, H, W, 3) clip, got shape {clip.shape}."
+            )
+        _, h, w, _ = clip.shape
+        if rng.random() < self.flip_probability:
+            clip = clip[:, :, ::-1]
+        if self.padding:
+            p = self.padding
+            padded = np.zeros((clip.shape[0], h + 2 * p, w + 2 * p, 3), clip.dtype)
+            padded[:, p : p + h, p : p + w] = clip
+            y, x = rng.integers(0, 2 * p + 1, size=2)
+            clip = padded[:, y : y + h, x : x + w]
+        clip = np.ascontiguousarray(clip)
+        if rng.random() < self.erasing_probability:
+            box = self.erasing_box(h, w, rng)
+            if box is not None:
+                y0, y1, x0, x1 = box
+                clip[:, y0:y1, x0:x1] = np.asarray(self.erasing_fill, clip.dtype)
+        return clip
+
+    def erasing_box(self, h, w, rng, attempts=100):
+        """Zhong et al.'s rectangle: area and log-uniform aspect ratio, retried until it fits."""
+        log_lo, log_hi = math.log(self.erasing_aspect[0]), math.log(self.erasing_aspect[1])
+        for _ in range(attempts):
+            area = h * w * rng.uniform(*self.erasing_area)
+            aspect = math.exp(rng.uniform(log_lo, log_hi))
+            eh = int(round(math.sqrt(area * aspect)))
+            ew = int(round(math.sqrt(area / aspect)))
+            if 0 < eh < h and 0 < ew < w:
+                y0 = int(rng.integers(0, h - eh + 1))
+                x0 = int(rng.integers(0, w - ew + 1))
+                return y0, y0 + eh, x0, x0 + ew
+        return None

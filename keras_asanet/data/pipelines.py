@@ -1,0 +1,211 @@
+"""`keras.utils.PyDataset` pipelines that turn tracklets into clip batches for `model.fit`.
+
+Batches are numpy arrays (no backend tensors), so the same pipeline feeds the JAX, PyTorch
+and TensorFlow trainers and can run in worker threads or processes.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from keras_asanet.data.clip_augmentation import ClipAugmentation
+from keras_asanet.data.frame_sampling import evenly_spaced, restricted_random
+from keras_asanet.data.image_io import read_clip
+from keras_asanet.data.samplers import PKSampler
+
+#: Keys of the targets dict every pipeline yields.
+TARGET_KEYS = ("pid", "camid", "re_attr", "ir_attr", "attr_mask")
+
+
+def _check_common(tracklets, seq_len, image_size):
+    if not tracklets:
+        raise ValueError("The pipeline needs at least one tracklet.")
+    if int(seq_len) < 1:
+        raise ValueError(f"seq_len (T) must be >= 1, got {seq_len}.")
+    if len(image_size) != 2 or min(int(v) for v in image_size) < 1:
+        raise ValueError(f"image_size must be (height, width) of positive ints, got {image_size}.")
+
+
+def make_targets(tracklets, schema):
+    """The targets dict of a list of tracklets: pids, cameras, attribute vectors and mask.
+
+    Args:
+        tracklets: the batch's `Tracklet`s.
+        schema: the dataset's `AttributeSchema`, or `None` (attribute entries then are
+            zero-width arrays and the mask is all zero).
+
+    Returns:
+        A dict with `pid` (B,) int32, `camid` (B,) int32, `re_attr` (B, D_re) float32,
+        `ir_attr` (B, D_ir) float32 and `attr_mask` (B,) float32.
+    """
+    n = len(tracklets)
+    if schema is None:
+        re = np.zeros((n, 0), np.float32)
+        ir = np.zeros((n, 0), np.float32)
+        mask = np.zeros((n,), np.float32)
+    else:
+        encoded = [schema.encode(t.attributes) for t in tracklets]
+        re = np.stack([e[0] for e in encoded])
+        ir = np.stack([e[1] for e in encoded])
+        mask = np.asarray([e[2] for e in encoded], np.float32)
+    return {
+        "pid": np.asarray([t.pid for t in tracklets], np.int32),
+        "camid": np.asarray([t.camid for t in tracklets], np.int32),
+        "re_attr": re,
+        "ir_attr": ir,
+        "attr_mask": mask,
+    }
+
+
+class TrainClipDataset(keras.utils.PyDataset):
+    """PK-sampled, restricted-random, augmented training clips.
+
+    Each batch holds P identities x K tracklets; each tracklet gives T frames by restricted
+    random sampling; each clip gets one flip / crop / erasing transform shared by its frames.
+    Every random choice of batch `i` of epoch `e` comes from a generator seeded by
+    `(seed, e, i)`, so batches are the same whatever the worker count, thread or process, and
+    a resumed run replays them (`get_state` / `set_state`).
+
+    Args:
+        tracklets: the training `Tracklet`s (pids relabelled `0..N-1`).
+        attribute_schema: the dataset's `AttributeSchema` or `None`.
+        num_identities: P.
+        num_instances: K.
+        seq_len: T.
+        image_size: `(height, width)` frames are resized to.
+        augmentation: a `ClipAugmentation`, `None` for the paper's default one, or `False`
+            for none.
+        seed: seed of sampling and augmentation.
+        workers, use_multiprocessing, max_queue_size: as `keras.utils.PyDataset`.
+
+    Example:
+
+    ```python
+    data = TrainClipDataset(mars.train, mars.attribute_schema, num_identities=8,
+                            num_instances=4, seq_len=6, image_size=(256, 128), workers=4)
+    clips, targets = data[0]      # (32, 6, 256, 128, 3) float32 in [0, 255]
+    model.fit(data, epochs=...)
+    ```
+    """
+
+    def __init__(
+        self,
+        tracklets,
+        attribute_schema=None,
+        num_identities=8,
+        num_instances=4,
+        seq_len=6,
+        image_size=(256, 128),
+        augmentation=None,
+        seed=0,
+        workers=1,
+        use_multiprocessing=False,
+        max_queue_size=10,
+    ):
+        super().__init__(
+            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+        )
+        _check_common(tracklets, seq_len, image_size)
+        self.tracklets = list(tracklets)
+        self.attribute_schema = attribute_schema
+        self.seq_len = int(seq_len)
+        self.image_size = tuple(int(v) for v in image_size)
+        self.augmentation = ClipAugmentation() if augmentation is None else augmentation
+        self.sampler = PKSampler(
+            [t.pid for t in self.tracklets], num_identities, num_instances, seed=seed
+        )
+        self._batches = self.sampler.epoch_batches()
+
+    @property
+    def num_batches(self):
+        return len(self._batches)
+
+    def __len__(self):
+        return len(self._batches)
+
+    def on_epoch_end(self):
+        self.sampler.epoch += 1
+        self._batches = self.sampler.epoch_batches()
+
+    def get_state(self):
+        return self.sampler.get_state()
+
+    def set_state(self, state):
+        self.sampler.set_state(state)
+        self._batches = self.sampler.epoch_batches()
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self._batches):
+            raise IndexError(f"batch {index} out of range (0..{len(self._batches) - 1}).")
+        rng = np.random.default_rng([self.sampler.seed, self.sampler.epoch, int(index)])
+        chosen = [self.tracklets[i] for i in self._batches[index]]
+        clips = np.empty((len(chosen), self.seq_len, *self.image_size, 3), np.float32)
+        for b, t in enumerate(chosen):
+            idx = restricted_random(t.num_frames, self.seq_len, rng)
+            clip = read_clip([t.frames[i] for i in idx], self.image_size)
+            if self.augmentation:
+                clip = self.augmentation(clip, rng)
+            clips[b] = clip
+        return clips, make_targets(chosen, self.attribute_schema)
+
+
+class EvalClipDataset(keras.utils.PyDataset):
+    """Deterministic clips of T evenly spaced frames per tracklet, in the tracklets' order.
+
+    For `model.predict` / `model.evaluate` on query or gallery tracklets; dense all-frame
+    features come from `keras_asanet.evaluation.extract_features`.
+
+    Args:
+        tracklets: the `Tracklet`s.
+        attribute_schema: `AttributeSchema` or `None`.
+        seq_len: T.
+        image_size: `(height, width)`.
+        batch_size: clips per batch (the last batch may be smaller).
+        workers, use_multiprocessing, max_queue_size: as `keras.utils.PyDataset`.
+    """
+
+    def __init__(
+        self,
+        tracklets,
+        attribute_schema=None,
+        seq_len=6,
+        image_size=(256, 128),
+        batch_size=32,
+        workers=1,
+        use_multiprocessing=False,
+        max_queue_size=10,
+    ):
+        super().__init__(
+            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+        )
+        _check_common(tracklets, seq_len, image_size)
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        self.tracklets = list(tracklets)
+        self.attribute_schema = attribute_schema
+        self.seq_len = int(seq_len)
+        self.image_size = tuple(int(v) for v in image_size)
+        self.batch_size = int(batch_size)
+
+    @property
+    def num_batches(self):
+        return len(self)
+
+    def __len__(self):
+        return -(-len(self.tracklets) // self.batch_size)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range (0..{len(self) - 1}).")
+        chosen = self.tracklets[index * self.batch_size : (index + 1) * self.batch_size]
+        clips = np.stack(
+            [
+                read_clip(
+                    [t.frames[i] for i in evenly_spaced(t.num_frames, self.seq_len)],
+                    self.image_size,
+                )
+                for t in chosen
+            ]
+        )
+        return clips, make_targets(chosen, self.attribute_schema)
