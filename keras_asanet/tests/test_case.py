@@ -17,7 +17,15 @@ from keras import ops
 
 
 def _to_numpy(x):
-    """Converts a backend tensor (or a nest of them) to numpy."""
+    """Converts a backend tensor (or a nest of them) to numpy; a (nested) list of numbers
+    becomes one array."""
+    if isinstance(x, (list, tuple)):
+        try:
+            arr = np.asarray(x)
+            if arr.dtype != object:
+                return arr
+        except (ValueError, TypeError):
+            pass
     return keras.tree.map_structure(lambda t: np.asarray(ops.convert_to_numpy(t)), x)
 
 

@@ -1,0 +1,129 @@
+import os
+
+import numpy as np
+
+from keras_asanet.data.mars import Mars
+from keras_asanet.data.pipelines import EvalClipDataset, TrainClipDataset
+from keras_asanet.data.synthetic import make_synthetic_mars
+from keras_asanet.tests.fixtures import write_mars_fixture
+from keras_asanet.tests.test_case import TestCase
+
+
+class PipelinesTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+
+        cls._tmp = tempfile.TemporaryDirectory()
+        root = os.path.join(cls._tmp.name, "synthetic")
+        make_synthetic_mars(root, num_identities=12, seed=1, frames_per_tracklet=(3, 6))
+        cls.mars = Mars(root)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._tmp.cleanup()
+
+    def make(self, **kwargs):
+        args = dict(num_identities=3, num_instances=2, seq_len=4, image_size=(32, 16), seed=0)
+        args.update(kwargs)
+        return TrainClipDataset(self.mars.train, self.mars.attribute_schema, **args)
+
+    def test_batch_shapes_dtypes_and_targets(self):
+        data = self.make()
+        clips, targets = data[0]
+        self.assertEqual(clips.shape, (6, 4, 32, 16, 3))
+        self.assertEqual(clips.dtype, np.float32)
+        self.assertTrue(0.0 <= clips.min() and clips.max() <= 255.0)
+        self.assertEqual(targets["pid"].dtype, np.int32)
+        self.assertEqual(targets["re_attr"].shape, (6, 32))
+        self.assertEqual(targets["ir_attr"].shape, (6, 11))
+        self.assertEqual(targets["attr_mask"].shape, (6,))
+        pids = targets["pid"].reshape(3, 2)
+        self.assertTrue(np.all(pids == pids[:, :1]))
+        for b, t in enumerate(np.asarray(data._batches[0])):
+            tracklet = self.mars.train[t]
+            self.assertEqual(targets["pid"][b], tracklet.pid)
+            if tracklet.attributes is not None:
+                self.assertEqual(targets["ir_attr"][b, tracklet.motion], 1.0)
+            else:
+                self.assertEqual(targets["attr_mask"][b], 0.0)
+
+    def test_same_batch_for_same_seed_and_epoch(self):
+        a, b = self.make(), self.make()
+        self.assertAllEqual(a[1][0], b[1][0])
+        other = self.make(seed=1)
+        self.assertFalse(np.array_equal(a[1][0], other[1][0]))
+
+    def test_epochs_differ_and_state_resumes(self):
+        a = self.make()
+        first = a[0][0]
+        a.on_epoch_end()
+        second = a[0][0]
+        self.assertFalse(np.array_equal(first, second))
+        b = self.make()
+        b.set_state(a.get_state())
+        self.assertAllEqual(b[0][0], second)
+
+    def test_without_augmentation_frames_are_the_files(self):
+        data = self.make(augmentation=False)
+        clips, _ = data[0]
+        tracklet = self.mars.train[data._batches[0][0]]
+        from keras_asanet.data.image_io import read_frame
+
+        candidates = [read_frame(p, (32, 16)).astype(np.float32) for p in tracklet.frames]
+        self.assertTrue(any(np.array_equal(clips[0, 0], c) for c in candidates))
+
+    def test_eval_dataset_is_ordered_and_complete(self):
+        data = EvalClipDataset(
+            self.mars.query,
+            self.mars.attribute_schema,
+            seq_len=3,
+            image_size=(32, 16),
+            batch_size=4,
+        )
+        pids = np.concatenate([data[i][1]["pid"] for i in range(len(data))])
+        self.assertAllEqual(pids, [t.pid for t in self.mars.query])
+        self.assertEqual(data[0][0].shape, (4, 3, 32, 16, 3))
+
+    def test_works_inside_model_fit(self):
+        import keras
+
+        inputs = keras.Input((4, 32, 16, 3))
+        x = keras.layers.GlobalAveragePooling3D()(inputs)
+        outputs = keras.layers.Dense(self.mars.num_train_pids)(x)
+        model = keras.Model(inputs, outputs)
+
+        class PidOnly(keras.utils.PyDataset):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def __len__(self):
+                return len(self.inner)
+
+            def __getitem__(self, i):
+                clips, targets = self.inner[i]
+                return clips / 255.0, targets["pid"]
+
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        history = model.fit(PidOnly(self.make()), epochs=1, verbose=0)
+        self.assertTrue(np.isfinite(history.history["loss"][0]))
+
+    def test_corrupt_frame_names_the_file(self):
+        root = os.path.join(self.get_temp_dir(), "MARS")
+        write_mars_fixture(root)
+        mars = Mars(root, attributes=None)
+        bad = mars.train[0].frames[1]
+        with open(bad, "wb") as f:
+            f.write(b"\xff\xd8 truncated")
+        data = EvalClipDataset(mars.train[:1], None, seq_len=3, image_size=(16, 8))
+        with self.assertRaisesRegex(ValueError, os.path.basename(bad)):
+            data[0]
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, "seq_len"):
+            self.make(seq_len=0)
+        with self.assertRaisesRegex(ValueError, "identities"):
+            self.make(num_identities=100)
+        with self.assertRaisesRegex(ValueError, "at least one tracklet"):
+            TrainClipDataset([], None)

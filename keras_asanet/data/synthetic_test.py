@@ -1,0 +1,99 @@
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from keras_asanet.data.mars import Mars
+from keras_asanet.data.synthetic import MASK_LABELS, make_synthetic_mars, mask_path
+from keras_asanet.tests.test_case import TestCase
+
+
+class SyntheticMarsTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+
+        cls._tmp = tempfile.TemporaryDirectory()
+        cls.root = os.path.join(cls._tmp.name, "synthetic")
+        cls.info = make_synthetic_mars(
+            cls.root, num_identities=16, seed=3, frames_per_tracklet=(4, 8)
+        )
+        cls.mars = Mars(cls.root)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._tmp.cleanup()
+
+    def test_mars_reader_reads_it(self):
+        mars = self.mars
+        counts = self.info["counts"]
+        self.assertEqual(mars.num_train_pids, 8)
+        self.assertLen(mars.train, counts["train_tracklets"])
+        self.assertLen(mars.query, counts["queries"])
+        self.assertLen(
+            mars.query + mars.gallery, counts["test_tracklets"] - counts["junk_tracklets"]
+        )
+        self.assertEqual(mars.attribute_file, os.path.join(self.root, "mars_attributes.csv"))
+        train_ids = {t.original_pid for t in mars.train}
+        test_ids = {t.pid for t in mars.query + mars.gallery} - {0}
+        self.assertFalse(train_ids & test_ids)  # identity-disjoint splits
+        self.assertIn(0, {t.pid for t in mars.gallery})  # distractors
+
+    def test_every_query_has_a_gallery_match_from_another_camera_mostly(self):
+        gallery = {(t.pid, t.camid) for t in self.mars.gallery}
+        valid = [any(p == q.pid and c != q.camid for p, c in gallery) for q in self.mars.query]
+        self.assertGreater(np.mean(valid), 0.7)
+
+    def test_attributes_pose_motion_and_quality(self):
+        annotated = [t for t in self.mars.train if t.attributes is not None]
+        self.assertGreater(len(annotated), 0.8 * len(self.mars.train))
+        by_pid = {}
+        for t in annotated:
+            rel = tuple(t.attributes[a.name] for a in self.mars.attribute_schema.id_relevant)
+            by_pid.setdefault(t.pid, set()).add(rel)
+        # ID-relevant attributes are a property of the identity...
+        self.assertTrue(all(len(v) == 1 for v in by_pid.values()))
+        # ...while pose and motion vary per tracklet.
+        self.assertGreater(len({(t.pose, t.motion) for t in annotated}), 3)
+
+    def test_masks_beside_frames(self):
+        t = self.mars.train[0]
+        labels = np.asarray(Image.open(mask_path(t.frames[0])))
+        frame = np.asarray(Image.open(t.frames[0]))
+        self.assertEqual(labels.shape, frame.shape[:2])
+        self.assertTrue(set(np.unique(labels)) <= set(MASK_LABELS.values()))
+        self.assertGreater((labels > 0).mean(), 0.05)
+
+    def test_motion_is_visible_and_staying_is_still(self):
+        def motion_energy(t):
+            masks = [np.asarray(Image.open(mask_path(p))) > 0 for p in t.frames]
+            return np.mean([np.mean(a != b) for a, b in zip(masks, masks[1:])])
+
+        tracks = [t for t in self.mars.train + self.mars.gallery if t.attributes is not None]
+        running = [motion_energy(t) for t in tracks if t.motion == 1]
+        staying = [motion_energy(t) for t in tracks if t.motion == 3]
+        if running and staying:
+            self.assertGreater(np.mean(running), np.mean(staying))
+
+    def test_deterministic_and_cached(self):
+        other = os.path.join(self.get_temp_dir(), "again")
+        make_synthetic_mars(other, num_identities=16, seed=3, frames_per_tracklet=(4, 8))
+        a = Mars(self.root).train[3]
+        b = Mars(other).train[3]
+        self.assertEqual(open(a.frames[1], "rb").read(), open(b.frames[1], "rb").read())
+        stamp = os.path.getmtime(a.frames[0])
+        info = make_synthetic_mars(self.root, num_identities=16, seed=3, frames_per_tracklet=(4, 8))
+        self.assertEqual(os.path.getmtime(a.frames[0]), stamp)  # reused, not rewritten
+        with open(os.path.join(self.root, "synthetic_info.json")) as f:
+            self.assertEqual(json.load(f)["counts"], info["counts"])
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, "num_identities"):
+            make_synthetic_mars(self.get_temp_dir(), num_identities=2)
+        with self.assertRaisesRegex(ValueError, "frames_per_tracklet"):
+            make_synthetic_mars(self.get_temp_dir(), frames_per_tracklet=(5, 2))
+        foreign = self.get_temp_dir()
+        open(os.path.join(foreign, "precious.txt"), "w").close()
+        with self.assertRaisesRegex(FileExistsError, "not a synthetic dataset"):
+            make_synthetic_mars(foreign)
