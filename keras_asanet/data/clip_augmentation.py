@@ -20,6 +20,16 @@ import numpy as np
 IMAGENET_MEAN_PIXELS = (123.675, 116.28, 103.53)
 
 
+@dataclasses.dataclass(frozen=True)
+class ClipTransform:
+    """One clip's drawn transform: horizontal flip, crop shift `(dy, dx)` or `None`, and the
+    erased box `(y0, y1, x0, x1)` or `None`."""
+
+    flip: bool
+    shift: tuple | None
+    erase: tuple | None
+
+
 @dataclasses.dataclass
 class ClipAugmentation:
     """Flip, pad-and-crop and random erasing, identical across the frames of a clip.
@@ -71,22 +81,54 @@ class ClipAugmentation:
             raise ValueError(
                 f"ClipAugmentation expects a (T, H, W, 3) clip, got shape {clip.shape}."
             )
-        _, h, w, _ = clip.shape
-        if rng.random() < self.flip_probability:
-            clip = clip[:, :, ::-1]
+        out = np.empty(clip.shape, np.float32)
+        self.apply_into(clip, out, self.draw(clip.shape[1], clip.shape[2], rng))
+        return out
+
+    def draw(self, height: int, width: int, rng: np.random.Generator) -> ClipTransform:
+        """Draws one clip's transform (flip, crop shift, erased box) from `rng`."""
+        flip = bool(rng.random() < self.flip_probability)
+        shift = None
         if self.padding:
-            p = self.padding
-            padded = np.zeros((clip.shape[0], h + 2 * p, w + 2 * p, 3), clip.dtype)
-            padded[:, p : p + h, p : p + w] = clip
-            y, x = rng.integers(0, 2 * p + 1, size=2)
-            clip = padded[:, y : y + h, x : x + w]
-        clip = np.ascontiguousarray(clip)
+            # Crop window (y, x) in the padded frame = shift of the frame by (p - y, p - x).
+            y, x = (int(v) for v in rng.integers(0, 2 * self.padding + 1, size=2))
+            shift = (self.padding - y, self.padding - x)
+        box = None
         if rng.random() < self.erasing_probability:
-            box = self.erasing_box(h, w, rng)
-            if box is not None:
-                y0, y1, x0, x1 = box
-                clip[:, y0:y1, x0:x1] = np.asarray(self.erasing_fill, clip.dtype)
-        return clip
+            box = self.erasing_box(height, width, rng)
+        return ClipTransform(flip, shift, box)
+
+    def apply_into(self, clip, out, transform, flipped=False) -> None:
+        """Writes `clip` (any numeric dtype, e.g. decoded uint8 frames) transformed into the
+        float32 array `out` of the same shape.
+
+        Args:
+            clip: `(T, H, W, 3)` frames.
+            out: `(T, H, W, 3)` float32 destination.
+            transform: a `ClipTransform` from `draw`.
+            flipped: the frames were already flipped while decoding (the pipeline flips with
+                PIL, several times faster than a strided numpy copy).
+        """
+        _, h, w, _ = clip.shape
+        if transform.flip and not flipped:
+            clip = clip[:, :, ::-1]
+        if transform.shift is not None:
+            dy, dx = transform.shift
+            # Zero only the uncovered border (the padding that the crop window shows).
+            out[:, : max(0, dy)] = 0.0
+            out[:, h - max(0, -dy) :] = 0.0
+            out[:, :, : max(0, dx)] = 0.0
+            out[:, :, w - max(0, -dx) :] = 0.0
+            src_y = slice(max(0, -dy), h - max(0, dy))
+            src_x = slice(max(0, -dx), w - max(0, dx))
+            dst_y = slice(max(0, dy), h - max(0, -dy))
+            dst_x = slice(max(0, dx), w - max(0, -dx))
+            out[:, dst_y, dst_x] = clip[:, src_y, src_x]
+        else:
+            out[...] = clip
+        if transform.erase is not None:
+            y0, y1, x0, x1 = transform.erase
+            out[:, y0:y1, x0:x1] = np.asarray(self.erasing_fill, np.float32)
 
     def erasing_box(self, h, w, rng, attempts=100):
         """Zhong et al.'s rectangle: area and log-uniform aspect ratio, retried until it fits."""

@@ -70,3 +70,16 @@ class ClipAugmentationTest(TestCase):
             ClipAugmentation(erasing_area=(0.5, 0.1))
         with self.assertRaisesRegex(ValueError, r"\(T, H, W, 3\)"):
             ClipAugmentation()(np.zeros((4, 8, 3)), np.random.default_rng(0))
+
+
+class ClipTransformTest(TestCase):
+    def test_pipeline_path_equals_call(self):
+        # The pipeline flips while decoding (PIL) and applies the rest; same result as __call__.
+        aug = ClipAugmentation(flip_probability=1.0, padding=5, erasing_probability=1.0)
+        clip = (_clip() % 256).astype(np.uint8)
+        expected = aug(clip, np.random.default_rng(3))
+        transform = aug.draw(32, 16, np.random.default_rng(3))
+        self.assertTrue(transform.flip)
+        out = np.empty(clip.shape, np.float32)
+        aug.apply_into(np.ascontiguousarray(clip[:, :, ::-1]), out, transform, flipped=True)
+        np.testing.assert_array_equal(out, expected)

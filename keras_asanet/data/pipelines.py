@@ -143,10 +143,13 @@ class TrainClipDataset(keras.utils.PyDataset):
         clips = np.empty((len(chosen), self.seq_len, *self.image_size, 3), np.float32)
         for b, t in enumerate(chosen):
             idx = restricted_random(t.num_frames, self.seq_len, rng)
-            clip = read_clip([t.frames[i] for i in idx], self.image_size)
+            paths = [t.frames[i] for i in idx]
             if self.augmentation:
-                clip = self.augmentation(clip, rng)
-            clips[b] = clip
+                transform = self.augmentation.draw(*self.image_size, rng)
+                frames = read_clip(paths, self.image_size, np.uint8, flip=transform.flip)
+                self.augmentation.apply_into(frames, clips[b], transform, flipped=True)
+            else:
+                clips[b] = read_clip(paths, self.image_size, np.uint8)
         return clips, make_targets(chosen, self.attribute_schema)
 
 
