@@ -1,0 +1,130 @@
+"""The two optimisers of ASA-Net's training step, built on what Keras provides.
+
+The paper trains the network with Adam (lr 3e-4, weight decay 5e-4, PyTorch's Adam: the decay
+is an L2 term added to the gradient) and the centre-loss centres with plain SGD at lr 0.5, the
+centres' gradient divided by lambda_cent (as AGW does). Keras' `MultiOptimizer` routes each
+variable to its optimiser by a regex on its path, so the stock `train_step` of every backend
+performs both updates in one step; dividing a plain-SGD gradient by lambda_cent is exactly
+the same as using lr 0.5 / lambda_cent, which is what `make_optimizer` does.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_asanet")
+class CoupledWeightDecayAdam(keras.optimizers.Adam):
+    """Adam whose weight decay is an L2 term added to the gradient, as `torch.optim.Adam`.
+
+    Keras' `Adam(weight_decay=...)` decays the weights directly (decoupled, AdamW-style);
+    re-ID recipes written in PyTorch (AGW, ASA-Net) use `torch.optim.Adam(weight_decay=...)`,
+    which adds `weight_decay * w` to the gradient before the moment updates. This class does
+    the latter by default; `decoupled_weight_decay=True` restores Keras' behaviour.
+
+    Args:
+        learning_rate: float or `LearningRateSchedule`.
+        weight_decay: the L2 coefficient (paper: 5e-4).
+        decoupled_weight_decay: use Keras' decoupled decay instead.
+        **kwargs: the other `keras.optimizers.Adam` arguments (`epsilon` defaults to
+            PyTorch's 1e-8).
+
+    Example:
+
+    ```python
+    opt = CoupledWeightDecayAdam(learning_rate=3e-4, weight_decay=5e-4)
+    ```
+    """
+
+    def __init__(
+        self,
+        learning_rate=3e-4,
+        weight_decay=5e-4,
+        decoupled_weight_decay=False,
+        epsilon=1e-8,
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate=learning_rate, weight_decay=weight_decay, epsilon=epsilon, **kwargs
+        )
+        self.decoupled_weight_decay = bool(decoupled_weight_decay)
+
+    def _apply_weight_decay(self, variables):
+        if self.decoupled_weight_decay:
+            super()._apply_weight_decay(variables)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if (
+            not self.decoupled_weight_decay
+            and self.weight_decay
+            and self._use_weight_decay(variable)
+        ):
+            gradient = ops.add(
+                gradient, ops.multiply(ops.cast(self.weight_decay, variable.dtype), variable)
+            )
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        config = super().get_config()
+        config["decoupled_weight_decay"] = self.decoupled_weight_decay
+        return config
+
+
+def step_decay_schedule(learning_rate, decay_epochs, steps_per_epoch, factor=0.1):
+    """Piecewise-constant learning rate: times `factor` at each epoch of `decay_epochs`.
+
+    A step-indexed `keras.optimizers.schedules.PiecewiseConstantDecay`, so it lives inside the
+    optimiser (saved with it, exact after a resume) instead of in a callback.
+    """
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate}.")
+    decay_epochs = sorted(int(e) for e in decay_epochs)
+    if not decay_epochs:
+        return float(learning_rate)
+    # PiecewiseConstantDecay switches once the step count *exceeds* a boundary; the optimiser
+    # step that starts epoch e has seen e * steps_per_epoch steps, so the boundary is one less.
+    boundaries = [e * int(steps_per_epoch) - 1 for e in decay_epochs]
+    values = [float(learning_rate) * factor**i for i in range(len(boundaries) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def make_optimizer(
+    learning_rate=3e-4,
+    weight_decay=5e-4,
+    decoupled_weight_decay=False,
+    center_learning_rate=0.5,
+    center_loss_weight=1.5,
+    center_variable_pattern=r"(.*/)?centers",
+):
+    """Adam for the network and SGD for the centre-loss centres, in one `MultiOptimizer`.
+
+    Args:
+        learning_rate: Adam's learning rate or schedule (paper: 3e-4, x0.1 at epochs 100,
+            250, 350; see `step_decay_schedule`).
+        weight_decay: Adam's weight decay (paper: 5e-4).
+        decoupled_weight_decay: Keras-style decoupled decay instead of PyTorch's L2.
+        center_learning_rate: the centres' SGD learning rate (paper: 0.5).
+        center_loss_weight: lambda_cent; the centres' gradient is divided by it, i.e. their
+            SGD runs at `center_learning_rate / center_loss_weight`.
+        center_variable_pattern: regex fully matching the `variable.path` of the centres
+            (default: any variable named `centers`).
+
+    Returns:
+        A `keras.optimizers.MultiOptimizer`.
+    """
+    if center_loss_weight <= 0:
+        raise ValueError(f"center_loss_weight (lambda_cent) must be > 0, got {center_loss_weight}.")
+    if center_learning_rate <= 0:
+        raise ValueError(f"center_learning_rate must be > 0, got {center_learning_rate}.")
+    adam = CoupledWeightDecayAdam(
+        learning_rate=learning_rate,
+        weight_decay=weight_decay or None,
+        decoupled_weight_decay=decoupled_weight_decay,
+        name="network_adam",
+    )
+    sgd = keras.optimizers.SGD(
+        learning_rate=center_learning_rate / center_loss_weight, name="centers_sgd"
+    )
+    mapping = keras.optimizers.OptimizerMap(adam, {center_variable_pattern: sgd})
+    return keras.optimizers.MultiOptimizer(mapping, name="asanet_optimizer")

@@ -1,0 +1,107 @@
+import keras
+import numpy as np
+
+from keras_asanet.tests.test_case import TestCase
+from keras_asanet.training.optimizers import (
+    CoupledWeightDecayAdam,
+    make_optimizer,
+    step_decay_schedule,
+)
+
+
+class _Centers(keras.layers.Layer):
+    def build(self, input_shape):
+        self.centers = self.add_weight(shape=(3, 2), initializer="ones", name="centers")
+
+    def call(self, x):
+        return x + 0.0 * self.centers[0]
+
+
+class _ToyModel(keras.Model):
+    """y = Dense(x); loss = sum(y^2) + sum((y[:, :2] - c_0)^2): both parts have gradients."""
+
+    def __init__(self):
+        super().__init__(name="toy_model")
+        self.dense = keras.layers.Dense(2, kernel_initializer="ones", bias_initializer="zeros")
+        self.centers = _Centers(name="center_table")
+
+    def call(self, x):
+        return self.centers(self.dense(x))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        c0 = self.centers.centers[0]
+        return keras.ops.sum(y_pred**2) + keras.ops.sum((y_pred - c0) ** 2)
+
+
+def _numpy_torch_adam(w, g, lr, wd, steps, b1=0.9, b2=0.999, eps=1e-8):
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    for t in range(1, steps + 1):
+        grad = g(w) + wd * w
+        m = b1 * m + (1 - b1) * grad
+        v = b2 * v + (1 - b2) * grad**2
+        w = w - lr / (1 - b1**t) * m / (np.sqrt(v) / np.sqrt(1 - b2**t) + eps)
+    return w
+
+
+class OptimizersTest(TestCase):
+    def test_coupled_decay_matches_torch_adam(self):
+        w0 = np.array([1.0, -2.0, 0.5], "float32")
+        var = keras.Variable(w0)
+        opt = CoupledWeightDecayAdam(learning_rate=0.1, weight_decay=0.05)
+        for _ in range(5):
+            grad = 2 * np.asarray(keras.ops.convert_to_numpy(var.value))  # d/dw sum(w^2)
+            opt.apply([keras.ops.convert_to_tensor(grad)], [var])
+        expected = _numpy_torch_adam(w0.astype("float64"), lambda w: 2 * w, 0.1, 0.05, 5)
+        self.assertAllClose(var.value, expected, atol=1e-5)
+
+    def test_decoupled_decay_is_keras_adamw_like(self):
+        var = keras.Variable(np.ones(3, "float32"))
+        opt = CoupledWeightDecayAdam(
+            learning_rate=0.1, weight_decay=0.1, decoupled_weight_decay=True
+        )
+        opt.apply([keras.ops.zeros(3)], [var])
+        # Zero gradient: only the decoupled decay w -= lr * wd * w acts.
+        self.assertAllClose(var.value, np.full(3, 1 - 0.01), atol=1e-6)
+
+    def test_centers_get_sgd_scaled_by_lambda_and_network_gets_adam(self):
+        model = _ToyModel()
+        x = np.array([[1.0, 2.0]], "float32")
+        model(x)
+        model.compile(
+            optimizer=make_optimizer(
+                learning_rate=0.01,
+                weight_decay=0.0,
+                center_learning_rate=0.5,
+                center_loss_weight=2.0,
+            )
+        )
+        c_before = np.asarray(keras.ops.convert_to_numpy(model.centers.centers.value))
+        k_before = np.asarray(keras.ops.convert_to_numpy(model.dense.kernel.value))
+        model.fit(x, np.zeros((1, 2)), epochs=1, batch_size=1, verbose=0)
+        c_after = np.asarray(keras.ops.convert_to_numpy(model.centers.centers.value))
+        k_after = np.asarray(keras.ops.convert_to_numpy(model.dense.kernel.value))
+        y = x @ k_before  # [[3, 3]]
+        grad_c0 = -2 * (y[0] - c_before[0])  # d/dc0 of sum((y - c0)^2)
+        expected = c_before.copy()
+        expected[0] -= 0.5 / 2.0 * grad_c0
+        self.assertAllClose(c_after, expected, atol=1e-5)
+        # Adam's first step moves every weight with a non-zero gradient by ~lr.
+        self.assertAllClose(np.abs(k_after - k_before), np.full((2, 2), 0.01), atol=1e-4)
+
+    def test_step_decay_schedule(self):
+        schedule = step_decay_schedule(3e-4, [2, 5], steps_per_epoch=10)
+        values = [float(keras.ops.convert_to_numpy(schedule(s))) for s in (0, 19, 20, 49, 50)]
+        self.assertAllClose(values, [3e-4, 3e-4, 3e-5, 3e-5, 3e-6], atol=1e-12)
+
+    def test_serialization(self):
+        opt = CoupledWeightDecayAdam(learning_rate=1e-3, weight_decay=1e-4)
+        revived = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+        self.assertIsInstance(revived, CoupledWeightDecayAdam)
+        self.assertFalse(revived.decoupled_weight_decay)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, "learning_rate"):
+            step_decay_schedule(0.0, [1], 1)
+        with self.assertRaisesRegex(ValueError, "lambda_cent"):
+            make_optimizer(center_loss_weight=0)
