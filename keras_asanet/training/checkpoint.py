@@ -1,0 +1,169 @@
+"""Atomic, resumable training checkpoints: model weights, optimiser state and run state.
+
+A checkpoint is a folder `ckpt-<epoch>` written under a temporary name and renamed into
+place, so a run killed at any moment leaves either the previous checkpoint or the new one,
+never half of one. It holds:
+
+- `model.weights.h5`: every model weight (network, centres, BN statistics, lambda_PMI);
+- `optimizer.npz`: the optimiser's variables (both Adam and the centres' SGD, iterations);
+- `state.json`: completed epochs, the data pipeline's state (sampler seed and epoch, from
+  which batches and augmentation are replayed), the history so far and the run's settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+_PREFIX = "ckpt-"
+_FILES = ("model.weights.h5", "optimizer.npz", "state.json")
+
+
+class CheckpointError(RuntimeError):
+    """No usable checkpoint (missing, corrupt or from another configuration)."""
+
+
+def _optimizer_variables(optimizer):
+    return list(optimizer.variables)
+
+
+def save_checkpoint(directory, model, state, keep=2):
+    """Writes `ckpt-<epoch>` atomically and keeps the newest `keep` checkpoints.
+
+    Args:
+        directory: the run's checkpoint folder (created if needed).
+        model: a compiled model whose optimiser is built.
+        state: JSON-serialisable dict; must contain `"epoch"` (epochs completed).
+        keep: how many checkpoints to keep (>= 1).
+
+    Returns:
+        The checkpoint's path.
+    """
+    import keras
+
+    os.makedirs(directory, exist_ok=True)
+    epoch = int(state["epoch"])
+    final = os.path.join(directory, f"{_PREFIX}{epoch:06d}")
+    tmp = tempfile.mkdtemp(prefix=f".{_PREFIX}{epoch:06d}-", dir=directory)
+    try:
+        model.save_weights(os.path.join(tmp, "model.weights.h5"))
+        variables = _optimizer_variables(model.optimizer)
+        np.savez(
+            os.path.join(tmp, "optimizer.npz"),
+            **{
+                f"v{i:05d}": np.asarray(keras.ops.convert_to_numpy(v.value))
+                for i, v in enumerate(variables)
+            },
+            __paths__=np.asarray([v.path for v in variables]),
+        )
+        with open(os.path.join(tmp, "state.json"), "w") as f:
+            json.dump(state, f, indent=1, default=_json_default)
+            f.flush()
+            os.fsync(f.fileno())
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(directory)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(directory):
+    """Complete checkpoint folders, oldest first (temporary ones are ignored)."""
+    if not os.path.isdir(directory):
+        return []
+    names = sorted(
+        n for n in os.listdir(directory) if n.startswith(_PREFIX) and n[len(_PREFIX) :].isdigit()
+    )
+    return [os.path.join(directory, n) for n in names]
+
+
+def load_checkpoint(path, model):
+    """Restores weights and optimiser state from one checkpoint folder; returns its state.
+
+    Raises:
+        CheckpointError: a file is missing, truncated or does not fit the model.
+    """
+    import keras
+
+    for name in _FILES:
+        if not os.path.isfile(os.path.join(path, name)):
+            raise CheckpointError(f"Checkpoint {path!r} lacks {name}.")
+    try:
+        with open(os.path.join(path, "state.json")) as f:
+            state = json.load(f)
+        int(state["epoch"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"Checkpoint {path!r}: state.json is unreadable ({err}).") from None
+    try:
+        model.load_weights(os.path.join(path, "model.weights.h5"))
+    except Exception as err:  # h5py / Keras raise many types for truncated or foreign files
+        raise CheckpointError(
+            f"Checkpoint {path!r}: model.weights.h5 cannot be loaded into this model ({err})."
+        ) from None
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    variables = _optimizer_variables(optimizer)
+    try:
+        with np.load(os.path.join(path, "optimizer.npz")) as data:
+            paths = list(data["__paths__"])
+            values = [data[f"v{i:05d}"] for i in range(len(paths))]
+    except Exception as err:
+        raise CheckpointError(
+            f"Checkpoint {path!r}: optimizer.npz is unreadable ({err})."
+        ) from None
+    if len(values) != len(variables):
+        raise CheckpointError(
+            f"Checkpoint {path!r} holds {len(values)} optimiser variables but this model's "
+            f"optimiser has {len(variables)}: it was made with another configuration."
+        )
+    for v, value in zip(variables, values):
+        if tuple(v.shape) != tuple(value.shape):
+            raise CheckpointError(
+                f"Checkpoint {path!r}: optimiser variable {v.path} has shape {value.shape}, "
+                f"expected {tuple(v.shape)}."
+            )
+    for v, value in zip(variables, values):
+        v.assign(keras.ops.convert_to_tensor(value, dtype=v.dtype))
+    return state
+
+
+def restore_latest(directory, model, log=print):
+    """Loads the newest usable checkpoint under `directory`, falling back to older ones.
+
+    Returns:
+        `(state, path)` of the checkpoint used.
+
+    Raises:
+        CheckpointError: no checkpoint, or none usable (each failure is named).
+    """
+    candidates = list_checkpoints(directory)
+    if not candidates:
+        raise CheckpointError(
+            f"No checkpoint to resume from in {directory!r} (expected folders named "
+            f"{_PREFIX}NNNNNN written by a previous run with the same --output)."
+        )
+    failures = []
+    for path in reversed(candidates):
+        try:
+            return load_checkpoint(path, model), path
+        except CheckpointError as err:
+            failures.append(str(err))
+            log(f"warning: {err} Trying the previous checkpoint.")
+    raise CheckpointError("No usable checkpoint: " + " | ".join(failures))
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,327 @@
+"""The training run behind `scripts/fit.py`: data, model, optimiser, callbacks, resume, report.
+
+Kept importable (and free of argument parsing) so tests and notebooks drive the same code as
+the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+PAPER_EPOCHS = 700
+PAPER_DECAY_EPOCHS = (100, 250, 350)
+DEFAULT_SYNTHETIC_ROOT = os.path.join(os.path.expanduser("~"), ".keras_asanet", "synthetic_mars")
+
+
+class UsageError(ValueError):
+    """A bad setting of the run (reported by the CLI with exit code 2)."""
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Settings of one training run (the CLI flags of `scripts/fit.py`)."""
+
+    dataset: str = "synthetic"
+    root: str | None = None
+    preset: str = "asanet_tiny"
+    epochs: int = 12
+    batch: tuple = (8, 4)
+    seq_len: int = 4
+    image_size: tuple = (64, 32)
+    learning_rate: float = 3e-4
+    weight_decay: float = 5e-4
+    decay_epochs: tuple | None = None
+    pmi: bool | None = None
+    attributes: bool = True
+    pretrained: str | None = None
+    mixed_precision: str | None = None
+    jit_compile: str = "auto"
+    resume: bool = False
+    output: str = "runs/asanet"
+    seed: int = 0
+    eval_every: int = 0
+    eval_mode: str = "dense"
+    eval_batch_size: int = 32
+    eval_untrained: bool = True
+    workers: int = 1
+    synthetic_identities: int = 100
+    verbose: int = 1
+
+    def validate(self):
+        if self.epochs < 1:
+            raise UsageError(f"--epochs must be >= 1, got {self.epochs}.")
+        if self.learning_rate <= 0:
+            raise UsageError(f"--lr must be > 0, got {self.learning_rate}.")
+        if min(self.batch) < 1:
+            raise UsageError(f"--batch P K must be >= 1, got {self.batch}.")
+        if self.seq_len < 1:
+            raise UsageError(f"--seq-len must be >= 1, got {self.seq_len}.")
+        if min(self.image_size) < 16:
+            raise UsageError(f"--image-size must be at least 16x16, got {self.image_size}.")
+        if self.dataset not in ("synthetic", "mars", "duke"):
+            raise UsageError(
+                f"Unknown --dataset {self.dataset!r}; expected synthetic, mars or duke."
+            )
+        if self.dataset != "synthetic" and not self.root:
+            raise UsageError(f"--dataset {self.dataset} needs --root PATH (the dataset folder).")
+        if self.root and self.dataset != "synthetic" and not os.path.isdir(self.root):
+            raise UsageError(f"--root {self.root!r} does not exist or is not a folder.")
+        if self.pretrained and not os.path.isfile(self.pretrained):
+            raise UsageError(
+                f"--pretrained {self.pretrained!r} does not exist; expected a local torchvision "
+                "ResNet-50 .pth/.safetensors or a keras.applications ResNet50 .h5 file."
+            )
+        if self.mixed_precision not in (None, "mixed_float16", "mixed_bfloat16"):
+            raise UsageError(f"Unknown mixed precision policy {self.mixed_precision!r}.")
+        from keras_asanet.models.asanet_presets import ASANET_PRESETS
+
+        if self.preset not in ASANET_PRESETS:
+            raise UsageError(
+                f"Unknown --preset {self.preset!r}; expected one of {sorted(ASANET_PRESETS)}."
+            )
+
+    def scaled_decay_epochs(self):
+        """The paper's decay epochs (100, 250, 350 of 700), scaled to a shorter run."""
+        if self.decay_epochs is not None:
+            return tuple(int(e) for e in self.decay_epochs)
+        scale = min(1.0, self.epochs / PAPER_EPOCHS)
+        return tuple(max(1, round(e * scale)) for e in PAPER_DECAY_EPOCHS)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def load_dataset(config):
+    """The dataset of a run (builds the synthetic one once, cached at its root)."""
+    from keras_asanet.data import get_dataset, make_synthetic_mars
+
+    if config.dataset == "synthetic":
+        root = config.root or DEFAULT_SYNTHETIC_ROOT
+        make_synthetic_mars(
+            root,
+            num_identities=config.synthetic_identities,
+            image_size=tuple(config.image_size),
+            seed=config.seed,
+            verbose=bool(config.verbose),
+        )
+        return get_dataset("synthetic", root, attributes="auto" if config.attributes else None)
+    return get_dataset(config.dataset, config.root)
+
+
+def build_model(config, dataset):
+    """The ASANet of a run, with `--no-attributes` and `--no-pmi` applied."""
+    from keras_asanet.models import ASANet
+
+    overrides = {}
+    if not config.attributes:
+        # The baseline the paper compares against (Table VII): no attribute supervision, and
+        # so no PMI loss, which relies on the ID-irrelevant attribute features.
+        overrides.update(attribute_supervision=False, pmi=False)
+    elif config.pmi is not None:
+        overrides["pmi"] = bool(config.pmi)
+    model = ASANet.from_preset(
+        config.preset,
+        num_identities=dataset.num_train_pids,
+        attribute_schema=dataset.attribute_schema,
+        pretrained_backbone=config.pretrained,
+        **overrides,
+    )
+    model.build_for_input((None, config.seq_len, *config.image_size, 3))
+    return model
+
+
+def train(config, log=print):
+    """Runs training and the final evaluation; returns the results dict.
+
+    Raises:
+        UsageError: bad settings (the CLI turns it into exit code 2).
+        keras_asanet.training.checkpoint.CheckpointError: `resume` without a usable checkpoint.
+    """
+    import keras
+
+    from keras_asanet.data.pipelines import TrainClipDataset
+    from keras_asanet.training import callbacks as cb
+    from keras_asanet.training.checkpoint import restore_latest
+    from keras_asanet.training.optimizers import make_optimizer, step_decay_schedule
+
+    config.validate()
+    os.makedirs(config.output, exist_ok=True)
+    ckpt_dir = os.path.join(config.output, "checkpoints")
+    if config.resume and not os.path.isdir(ckpt_dir):
+        from keras_asanet.training.checkpoint import CheckpointError
+
+        raise CheckpointError(
+            f"--resume: {ckpt_dir!r} does not exist; nothing to resume in {config.output!r}."
+        )
+    keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision:
+        keras.config.set_dtype_policy(config.mixed_precision)
+
+    dataset = load_dataset(config)
+    if config.verbose:
+        log(dataset.summary())
+    p, k = config.batch
+    try:
+        train_data = TrainClipDataset(
+            dataset.train,
+            dataset.attribute_schema if config.attributes else None,
+            num_identities=p,
+            num_instances=k,
+            seq_len=config.seq_len,
+            image_size=tuple(config.image_size),
+            seed=config.seed,
+            workers=config.workers,
+        )
+    except ValueError as err:
+        raise UsageError(f"--batch {p} {k}: {err}") from None
+    model = build_model(config, dataset)
+    steps = len(train_data)
+    schedule = step_decay_schedule(config.learning_rate, config.scaled_decay_epochs(), steps)
+    model.compile(
+        optimizer=make_optimizer(
+            learning_rate=schedule,
+            weight_decay=config.weight_decay,
+            center_loss_weight=model.center_loss_weight,
+        ),
+        jit_compile=config.jit_compile
+        if config.jit_compile == "auto"
+        else config.jit_compile == "true",
+    )
+    model.optimizer.build(model.trainable_variables)
+
+    history, initial_epoch, results = {}, 0, {}
+    eval_kwargs = {
+        "mode": config.eval_mode,
+        "seq_len": config.seq_len,
+        "image_size": tuple(config.image_size),
+        "batch_size": config.eval_batch_size,
+        "verbose": bool(config.verbose),
+    }
+    if config.resume:
+        state, path = restore_latest(ckpt_dir, model, log=log)
+        initial_epoch = int(state["epoch"])
+        train_data.set_state(state["data_state"])
+        history = state.get("history", {})
+        results = state.get("results", {})
+        log(f"Resuming from {path} (epoch {initial_epoch} of {config.epochs}).")
+    elif config.eval_untrained:
+        untrained = cb.evaluate_asanet(model, dataset, **eval_kwargs)
+        results["untrained"] = _summary(untrained)
+        log("Untrained model: " + _one_line(results["untrained"]))
+
+    guard = cb.NaNGuard()
+    evaluation = cb.ReIDEvaluation(
+        dataset,
+        every=config.eval_every or config.epochs,
+        final_epoch=config.epochs - 1,
+        **eval_kwargs,
+    )
+    checkpoint = cb.EpochCheckpoint(
+        ckpt_dir,
+        train_data,
+        run_config=config.to_dict(),
+        history=history,
+    )
+    callbacks = [cb.LearningRateLogger(), guard]
+    if model.pmi:
+        callbacks.append(cb.PMIWeightSwitch())
+    callbacks += [evaluation, checkpoint]
+    start = time.time()
+    if initial_epoch < config.epochs:
+        model.fit(
+            train_data,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=config.verbose,
+        )
+    elapsed = time.time() - start
+    if guard.stopped:
+        raise FloatingPointError(guard.message)
+    report = evaluation.last_report or cb.evaluate_asanet(model, dataset, **eval_kwargs)
+    results.update(
+        {
+            "final": _summary(report),
+            "report": report.to_dict(),
+            "train_seconds": elapsed,
+            "epochs": config.epochs,
+            "config": config.to_dict(),
+            "backend": keras.backend.backend(),
+        }
+    )
+    model_path = os.path.join(config.output, "model.keras")
+    model.save(model_path)
+    with open(os.path.join(config.output, "results.json"), "w") as f:
+        json.dump(results, f, indent=1, default=float)
+    _plots(config.output, checkpoint.history, report)
+    log(str(report))
+    log("Final: " + _one_line(results["final"]))
+    if "untrained" in results:
+        log("Untrained: " + _one_line(results["untrained"]))
+    log(f"Wrote {model_path}, results.json, curves.png and cmc.png to {config.output}")
+    return results
+
+
+def _summary(report):
+    r = report.ranking
+    out = {
+        "rank1": float(r.rank(1)),
+        "rank5": float(r.rank(5)),
+        "rank10": float(r.rank(10)),
+        "mAP": float(r.mAP),
+        "mINP": float(r.mINP),
+        "num_valid_queries": int(r.num_valid_queries),
+    }
+    if report.attributes is not None:
+        out["attribute_accuracy"] = float(report.attributes.mean_accuracy)
+    return out
+
+
+def _one_line(s):
+    text = (
+        f"rank-1 {100 * s['rank1']:.1f}  rank-5 {100 * s['rank5']:.1f}  "
+        f"rank-10 {100 * s['rank10']:.1f}  mAP {100 * s['mAP']:.1f}  mINP {100 * s['mINP']:.1f}"
+    )
+    if "attribute_accuracy" in s:
+        text += f"  attribute accuracy {100 * s['attribute_accuracy']:.1f}"
+    return text
+
+
+def _plots(output, history, report):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("loss", "xent", "wrt", "center", "bce_re", "bce_ir", "pmi") if k in history]
+    if keys:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        for k in keys:
+            axes[0].plot(range(1, len(history[k]) + 1), history[k], label=k)
+        axes[0].set_yscale("log")
+        axes[0].set_xlabel("epoch")
+        axes[0].legend(fontsize=7)
+        axes[0].set_title("losses")
+        for k in ("id_acc", "attr_acc"):
+            if k in history:
+                axes[1].plot(range(1, len(history[k]) + 1), history[k], label=k)
+        axes[1].set_xlabel("epoch")
+        axes[1].legend(fontsize=7)
+        axes[1].set_title("training accuracy")
+        fig.tight_layout()
+        fig.savefig(os.path.join(output, "curves.png"), dpi=100)
+        plt.close(fig)
+    cmc = report.ranking.cmc
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    ranks = range(1, min(len(cmc), 20) + 1)
+    ax.plot(list(ranks), [100 * cmc[r - 1] for r in ranks], marker="o")
+    ax.set_xlabel("rank")
+    ax.set_ylabel("matching rate (%)")
+    ax.set_title(f"CMC (mAP {100 * report.ranking.mAP:.1f})")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(output, "cmc.png"), dpi=100)
+    plt.close(fig)
