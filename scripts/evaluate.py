@@ -35,7 +35,11 @@ def _parser():
         default=os.environ.get("KERAS_BACKEND", "torch"),
         help="Keras backend (set before Keras is imported); default $KERAS_BACKEND or torch",
     )
-    p.add_argument("--dataset", required=True, help="mars or duke (test split evaluated)")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="mars, duke or synthetic (a MARS-layout folder); its test split is evaluated",
+    )
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--weights", required=True, help="trained model, a .keras file")
     p.add_argument("--setup", choices=("usual", "mixing"), default="usual")
@@ -61,14 +65,14 @@ def _parser():
 def _model_num_classes(model):
     for attr in ("num_classes", "num_identities"):
         value = getattr(model, attr, None)
-        if isinstance(value, int):
+        if isinstance(value, int) and value > 0:
             return value
     try:
         config = model.get_config()
     except Exception:  # noqa: BLE001 - a model without a usable config
         return None
     for key in ("num_classes", "num_identities"):
-        if isinstance(config.get(key), int):
+        if isinstance(config.get(key), int) and config[key] > 0:
             return config[key]
     return None
 
@@ -87,6 +91,7 @@ def main(argv=None):
         trained_on = None if args.trained_on is None else canonical_dataset_name(args.trained_on)
     except ValueError as err:
         parser.error(str(err))
+    reader_name = "synthetic" if args.dataset.lower() == "synthetic" else dataset_name
     if not os.path.isdir(args.root):
         parser.error(f"dataset root {args.root!r} does not exist or is not a folder.")
     if not os.path.isfile(args.weights):
@@ -114,10 +119,12 @@ def main(argv=None):
     except Exception as err:  # noqa: BLE001 - any load failure is reported the same way
         parser.error(f"could not load checkpoint {args.weights!r}: {err}")
     try:
-        dataset = get_dataset(dataset_name, args.root)
+        dataset = get_dataset(reader_name, args.root)
     except (ValueError, FileNotFoundError, OSError) as err:
         parser.error(f"could not read {dataset_name} from {args.root!r}: {err}")
 
+    if hasattr(model, "set_inference_outputs"):  # ASANet: feature + attribute logits
+        model.set_inference_outputs("dict")
     num_classes = _model_num_classes(model)
     train_ids = len({t.pid for t in getattr(dataset, "train", [])}) or TRAIN_IDENTITIES.get(
         dataset_name

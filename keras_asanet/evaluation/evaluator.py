@@ -1,0 +1,172 @@
+"""One call from a trained model and a dataset to the full report: protocol, extraction,
+ranking, attribute accuracy and per-query breakdowns."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from keras_asanet.evaluation.attribute_accuracy import attribute_accuracy
+from keras_asanet.evaluation.breakdown import breakdown_by_query, camera_pair_breakdown
+from keras_asanet.evaluation.feature_extraction import extract_features, resolve_image_size
+from keras_asanet.evaluation.protocols import get_protocol
+from keras_asanet.evaluation.ranking import DEFAULT_MAX_MEMORY
+
+
+@dataclasses.dataclass
+class EvaluationReport:
+    """Everything `evaluate_model` measured.
+
+    Attributes:
+        protocol: the protocol's one-line description.
+        ranking: the `RankingResult` (CMC, mAP, mINP, scored query count).
+        attributes: an `AttributeAccuracy`, or `None` (no attribute outputs / annotations).
+        query_breakdown: a `QueryBreakdown` by quality flags, pose and motion, or `None`.
+        camera_pairs: a `CameraPairBreakdown`, or `None`.
+        settings: how features were computed (mode, seq_len, metric, image size, ...).
+        notes: anything skipped and why.
+    """
+
+    protocol: str
+    ranking: object
+    attributes: object = None
+    query_breakdown: object = None
+    camera_pairs: object = None
+    settings: dict = dataclasses.field(default_factory=dict)
+    notes: list = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "protocol": self.protocol,
+            "settings": self.settings,
+            "ranking": self.ranking.to_dict(),
+            "attributes": None if self.attributes is None else self.attributes.to_dict(),
+            "query_breakdown": (
+                None if self.query_breakdown is None else self.query_breakdown.to_dict()
+            ),
+            "camera_pairs": None if self.camera_pairs is None else self.camera_pairs.to_dict(),
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        parts = [self.protocol, str(self.ranking)]
+        if self.attributes is not None:
+            parts.append(str(self.attributes))
+        if self.query_breakdown is not None:
+            parts.append("Breakdown by query annotation:\n" + str(self.query_breakdown))
+        if self.camera_pairs is not None:
+            parts.append(str(self.camera_pairs))
+        parts += [f"note: {n}" for n in self.notes]
+        return "\n".join(parts)
+
+
+def _pick(outputs, key, what):
+    if key not in outputs:
+        raise ValueError(
+            f"The model returns a dict without {what} key {key!r}; its keys are "
+            f"{sorted(outputs)}. Pass the right key to evaluate_model."
+        )
+    return outputs[key]
+
+
+def evaluate_model(
+    model,
+    dataset,
+    setup="usual",
+    trained_on=None,
+    metric="euclidean",
+    mode="dense",
+    seq_len=6,
+    batch_size=32,
+    image_size=None,
+    max_rank=50,
+    max_memory=DEFAULT_MAX_MEMORY,
+    feature_key="feature",
+    id_relevant_key="re_attr_logits",
+    id_irrelevant_key="ir_attr_logits",
+    breakdown=True,
+    camera_pairs=False,
+    num_workers=4,
+    verbose=True,
+) -> EvaluationReport:
+    """Evaluates a model on a dataset's test split and returns the full report.
+
+    Args:
+        model: a model mapping clips `(B, T, H, W, 3)` in [0, 255] to features `(B, D)`, or
+            to a dict holding the feature under `feature_key` and, optionally, attribute
+            logits under `id_relevant_key` / `id_irrelevant_key` (reported beside re-ID).
+            For `ASANet`, call `model.set_inference_outputs("dict")` first to get the
+            attribute logits (its keys are the defaults here).
+        dataset: an object with `.name`, `.query`, `.gallery` and `.attribute_schema`
+            (`keras_asanet.data.get_dataset(name, root)`).
+        setup: `"usual"` or `"mixing"` (see `keras_asanet.evaluation.protocols`).
+        trained_on: the training dataset's name for a cross-dataset evaluation (the model's
+            identity classifier is ignored; ID-relevant attributes, whose schema differs,
+            are not scored).
+        metric: `"euclidean"` or `"cosine"`.
+        mode, seq_len, batch_size, image_size, num_workers: see `extract_features`.
+        max_rank, max_memory: see `evaluate_ranking`.
+        breakdown: add rank-1 / mAP by the queries' quality flags, pose and motion.
+        camera_pairs: add the camera-pair matrix.
+        verbose: progress bar.
+
+    Returns:
+        An `EvaluationReport`.
+    """
+    protocol = get_protocol(dataset, setup, trained_on=trained_on)
+    image_size = resolve_image_size(model, image_size)
+    features, pids, camids = extract_features(
+        model,
+        protocol.tracklets,
+        mode=mode,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        image_size=image_size,
+        num_workers=num_workers,
+        verbose=verbose,
+    )
+    notes = []
+    re_logits = ir_logits = None
+    if isinstance(features, dict):
+        outputs = features
+        features = _pick(outputs, feature_key, "feature")
+        re_logits = outputs.get(id_relevant_key)
+        ir_logits = outputs.get(id_irrelevant_key)
+    result = protocol.evaluate(
+        features, pids, camids, metric=metric, max_rank=max_rank, max_memory=max_memory
+    )
+    report = EvaluationReport(
+        protocol=protocol.describe(),
+        ranking=result,
+        settings={
+            "dataset": protocol.dataset,
+            "setup": protocol.setup,
+            "trained_on": protocol.trained_on,
+            "metric": metric,
+            "mode": mode,
+            "seq_len": int(seq_len),
+            "image_size": list(image_size),
+            "feature_dim": int(np.asarray(features).shape[1]),
+        },
+        notes=notes,
+    )
+    schema = getattr(dataset, "attribute_schema", None)
+    if protocol.cross_dataset and re_logits is not None:
+        re_logits = None
+        notes.append("ID-relevant attributes not scored: the model's head uses another schema.")
+    if re_logits is None and ir_logits is None:
+        notes.append("attribute accuracy not computed: the model returns no attribute logits.")
+    elif schema is None:
+        notes.append("attribute accuracy not computed: the dataset has no attribute schema.")
+    elif not any(t.attributes is not None for t in protocol.tracklets):
+        notes.append("attribute accuracy not computed: no test tracklet is annotated.")
+    else:
+        report.attributes = attribute_accuracy(schema, re_logits, ir_logits, protocol.tracklets)
+    if breakdown:
+        report.query_breakdown = breakdown_by_query(result, protocol.query_tracklets, schema)
+    if camera_pairs:
+        report.camera_pairs = camera_pair_breakdown(
+            *protocol.split(features, pids, camids), metric=metric, max_memory=max_memory
+        )
+    return report

@@ -1,0 +1,133 @@
+import dataclasses
+import json
+import types
+
+import numpy as np
+
+from keras_asanet.data.attributes import AttributeSchema
+from keras_asanet.evaluation.evaluator import evaluate_model
+from keras_asanet.evaluation.feature_extraction import extract_features
+from keras_asanet.evaluation.feature_extraction_test import H, W, numpy_model, write_tracklets
+from keras_asanet.evaluation.ranking import evaluate_ranking
+from keras_asanet.tests.test_case import TestCase
+
+SCHEMA = AttributeSchema.for_dataset("mars")
+
+
+def _row(motion, pose):
+    row = {a.name: 0 for a in SCHEMA.attributes}
+    row.update(motion=motion, pose=pose)
+    return row
+
+
+class EvaluateModelTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        raw = write_tracklets(self.get_temp_dir(), [3, 5, 2, 4, 6, 1])
+        layout = [  # (pid, camid, annotation): 2 queries, 4 gallery tracklets
+            (1, 0, _row(0, 1)),
+            (2, 0, None),
+            (1, 1, _row(1, 1)),
+            (2, 1, _row(0, 4)),
+            (0, 0, None),
+            (2, 2, _row(3, 0)),
+        ]
+        tracklets = [
+            dataclasses.replace(
+                t,
+                pid=p,
+                camid=c,
+                original_pid=p,
+                attributes=a,
+                quality=None if a is None else {"occlusion": 1},
+            )
+            for t, (p, c, a) in zip(raw, layout)
+        ]
+        self.dataset = types.SimpleNamespace(
+            name="mars",
+            train=[],
+            query=tracklets[:2],
+            gallery=tracklets[2:],
+            attribute_schema=SCHEMA,
+        )
+        self.tracklets = tracklets
+
+    def model(self, clips):
+        f = numpy_model(clips)
+        ir = np.zeros((len(clips), SCHEMA.id_irrelevant_dim), np.float32)
+        ir[:, SCHEMA.slot_slice("motion").start] = 1.0  # always predicts motion 0 (walking)
+        ir[:, SCHEMA.slot_slice("pose").start + 1] = 1.0  # always pose 1
+        re = -np.ones((len(clips), SCHEMA.id_relevant_dim), np.float32)  # all binary = 0
+        re[:, 0] = 1.0  # top colour 0 (its first slot); bottom colour / age arg-max -> 0
+        return {"feature": f, "re_attr_logits": re, "ir_attr_logits": ir}
+
+    def test_report(self):
+        report = evaluate_model(
+            self.model,
+            self.dataset,
+            setup="mixing",
+            mode="dense",
+            seq_len=2,
+            batch_size=3,
+            image_size=(H, W),
+            camera_pairs=True,
+            verbose=False,
+        )
+        feats, pids, camids = extract_features(
+            numpy_model, self.tracklets, "dense", seq_len=2, image_size=(H, W), verbose=False
+        )
+        expected = evaluate_ranking(feats[:2], feats, pids[:2], pids, camids[:2], camids)
+        self.assertEqual(report.ranking.name, "mars/mixing")
+        self.assertEqual(report.ranking.num_queries, 2)
+        self.assertEqual(report.ranking.num_gallery, 6)
+        self.assertAlmostEqual(report.ranking.mAP, expected.mAP, places=6)
+        np.testing.assert_allclose(report.ranking.cmc, expected.cmc)
+        # 4 annotated tracklets, motions [0, 1, 0, 3], poses [1, 1, 4, 0]; predicted 0 and 1.
+        acc = report.attributes
+        self.assertEqual(acc.num_tracklets, 4)
+        self.assertEqual(acc.per_attribute["motion"], 0.5)
+        self.assertEqual(acc.per_attribute["pose"], 0.5)
+        self.assertEqual(acc.per_attribute["gender"], 1.0)
+        self.assertEqual(acc.per_attribute["top_color"], 1.0)
+        b = report.query_breakdown.to_dict()
+        self.assertEqual(b["quality"]["occlusion=1"]["num_queries"], 1)
+        self.assertEqual(b["pose"]["lateral_frontal"]["num_queries"], 1)
+        self.assertIsNotNone(report.camera_pairs)
+        d = json.loads(json.dumps(report.to_dict()))
+        self.assertEqual(d["settings"]["setup"], "mixing")
+        self.assertEqual(d["settings"]["feature_dim"], 4)
+        self.assertEqual(d["settings"]["image_size"], [H, W])
+        self.assertEqual(d["ranking"]["num_queries"], 2)
+        text = str(report)
+        self.assertIn("mars/mixing: 2 queries vs 6 gallery tracklets", text)
+        self.assertIn("Attribute accuracy", text)
+
+    def test_cross_dataset_and_plain_features(self):
+        report = evaluate_model(
+            self.model,
+            self.dataset,
+            trained_on="duke",
+            seq_len=2,
+            image_size=(H, W),
+            breakdown=False,
+            verbose=False,
+        )
+        self.assertEqual(report.ranking.name, "duke->mars/usual")
+        self.assertEqual(list(report.attributes.group_mean), ["id_irrelevant"])
+        self.assertIn("another schema", " ".join(report.notes))
+        report = evaluate_model(
+            numpy_model, self.dataset, seq_len=2, image_size=(H, W), verbose=False
+        )
+        self.assertIsNone(report.attributes)
+        self.assertIn("no attribute logits", " ".join(report.notes))
+
+    def test_missing_feature_key(self):
+        with self.assertRaisesRegex(ValueError, "without feature key 'embedding'"):
+            evaluate_model(
+                self.model,
+                self.dataset,
+                seq_len=2,
+                image_size=(H, W),
+                feature_key="embedding",
+                verbose=False,
+            )

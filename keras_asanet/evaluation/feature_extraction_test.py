@@ -1,0 +1,278 @@
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_asanet.data.tracklet import Tracklet
+from keras_asanet.evaluation.feature_extraction import clip_plan, extract_features
+from keras_asanet.tests.test_case import TestCase
+
+H, W = 8, 6
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def write_tracklets(folder, lengths, size=(H, W)):
+    """Tiny JPEG tracklets; frame k of tracklet i has a distinct colour pattern."""
+    tracklets = []
+    for i, n in enumerate(lengths):
+        frames = []
+        for k in range(n):
+            img = np.zeros((size[0], size[1], 3), np.uint8)
+            img[..., 0] = 10 + 30 * k
+            img[..., 1] = 200 - 40 * i
+            img[: size[0] // 2, :, 2] = 7 * (k + i)
+            path = os.path.join(folder, f"t{i}_f{k:03d}.jpg")
+            Image.fromarray(img).save(path, quality=95)
+            frames.append(path)
+        tracklets.append(
+            Tracklet(
+                frames=tuple(frames), pid=i + 1, camid=i % 2, tracklet_id=i, original_pid=i + 1
+            )
+        )
+    return tracklets
+
+
+def decode(path):
+    """The test's own decoding (PIL, RGB, float32)."""
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"), np.float32)
+
+
+def clip_of(tracklet, indices):
+    return np.stack([decode(tracklet.frames[j]) for j in indices])
+
+
+def numpy_model(clips):
+    """A feature that depends on every frame and on frame order: mean, first and last frame
+    means, and the mean of the red channel."""
+    return np.stack(
+        [
+            clips.mean(axis=(1, 2, 3, 4)),
+            clips[:, 0].mean(axis=(1, 2, 3)),
+            clips[:, -1].mean(axis=(1, 2, 3)),
+            clips[..., 0].mean(axis=(1, 2, 3)),
+        ],
+        axis=1,
+    )
+
+
+def tiny_keras_model(seq_len=3):
+    inputs = keras.Input((seq_len, H, W, 3))
+    x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
+    x = keras.layers.TimeDistributed(keras.layers.Conv2D(4, 3, padding="same", activation="relu"))(
+        x
+    )
+    x = keras.layers.GlobalAveragePooling3D()(x)
+    outputs = keras.layers.Dense(5)(x)
+    return keras.Model(inputs, outputs)
+
+
+class ExtractFeaturesTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.folder = self.get_temp_dir()
+        self.tracklets = write_tracklets(self.folder, [7, 2, 4])
+
+    def test_dense_averages_every_chunk(self):
+        batches = []
+
+        def model(clips):
+            batches.append(clips.shape)
+            return numpy_model(clips)
+
+        feats, pids, camids = extract_features(
+            model,
+            self.tracklets,
+            "dense",
+            seq_len=3,
+            batch_size=2,
+            image_size=(H, W),
+            verbose=False,
+        )
+        t0, t1, t2 = self.tracklets
+        # 7 frames -> [0 1 2] [3 4 5] [6 6 6]; 2 -> [0 1 1]; 4 -> [0 1 2] [3 3 3]
+        expected = np.stack(
+            [
+                np.mean(
+                    [
+                        numpy_model(clip_of(t0, c)[None])[0]
+                        for c in ([0, 1, 2], [3, 4, 5], [6, 6, 6])
+                    ],
+                    axis=0,
+                ),
+                numpy_model(clip_of(t1, [0, 1, 1])[None])[0],
+                np.mean(
+                    [numpy_model(clip_of(t2, c)[None])[0] for c in ([0, 1, 2], [3, 3, 3])], axis=0
+                ),
+            ]
+        )
+        self.assertAllClose(feats, expected, atol=1e-4, rtol=1e-6)
+        self.assertEqual(feats.dtype, np.float32)
+        np.testing.assert_array_equal(pids, [1, 2, 3])
+        np.testing.assert_array_equal(camids, [0, 1, 0])
+        # 6 clips in batches of exactly 2 (never more): the long tracklet spans batches.
+        self.assertEqual(batches, [(2, 3, H, W, 3)] * 3)
+
+    def test_sampled_takes_evenly_spaced_frames(self):
+        feats, _, _ = extract_features(
+            numpy_model,
+            self.tracklets,
+            "sampled",
+            seq_len=3,
+            batch_size=2,
+            image_size=(H, W),
+            verbose=False,
+        )
+        t0, t1, t2 = self.tracklets
+        # middles of 3 equal chunks: 7 -> [1 3 5]; 2 -> [0 1 1]; 4 -> [0 2 3]
+        expected = np.concatenate(
+            [
+                numpy_model(clip_of(t0, [1, 3, 5])[None]),
+                numpy_model(clip_of(t1, [0, 1, 1])[None]),
+                numpy_model(clip_of(t2, [0, 2, 3])[None]),
+            ]
+        )
+        self.assertAllClose(feats, expected, atol=1e-4, rtol=1e-6)
+
+    def test_padding_does_not_change_features(self):
+        kwargs = dict(mode="dense", seq_len=3, batch_size=4, image_size=(H, W), verbose=False)
+        padded = extract_features(numpy_model, self.tracklets, pad_batches=True, **kwargs)
+        plain = extract_features(
+            numpy_model, self.tracklets, pad_batches=False, num_workers=1, **kwargs
+        )
+        self.assertAllClose(padded.features, plain.features, atol=0, rtol=0)
+
+    def test_frames_are_resized(self):
+        seen = []
+
+        def model(clips):
+            seen.append(clips.shape[2:])
+            self.assertGreaterEqual(clips.min(), 0.0)
+            self.assertLessEqual(clips.max(), 255.0)
+            return numpy_model(clips)
+
+        extract_features(
+            model, self.tracklets, "sampled", seq_len=2, image_size=(16, 12), verbose=False
+        )
+        self.assertEqual(set(seen), {(16, 12, 3)})
+
+    def test_keras_model_and_dict_outputs(self):
+        model = tiny_keras_model()
+        feats, _, _ = extract_features(
+            model, self.tracklets, "sampled", seq_len=3, batch_size=2, verbose=False
+        )
+        t0, t1, t2 = self.tracklets
+        clips = np.stack([clip_of(t0, [1, 3, 5]), clip_of(t1, [0, 1, 1]), clip_of(t2, [0, 2, 3])])
+        self.assertAllClose(feats, model.predict(clips, verbose=0), atol=1e-5, rtol=1e-5)
+
+        def dict_model(clips):
+            return {"feature": numpy_model(clips), "id_irrelevant": numpy_model(clips)[:, :2]}
+
+        out, _, _ = extract_features(
+            dict_model, self.tracklets, "dense", seq_len=3, image_size=(H, W), verbose=False
+        )
+        ref, _, _ = extract_features(
+            numpy_model, self.tracklets, "dense", seq_len=3, image_size=(H, W), verbose=False
+        )
+        self.assertEqual(sorted(out), ["feature", "id_irrelevant"])
+        self.assertAllClose(out["feature"], ref)
+        self.assertAllClose(out["id_irrelevant"], ref[:, :2])
+
+    def test_clip_plan(self):
+        plan = [(i, c.tolist()) for i, c in clip_plan(self.tracklets, "dense", 3)]
+        self.assertEqual(
+            plan,
+            [
+                (0, [0, 1, 2]),
+                (0, [3, 4, 5]),
+                (0, [6, 6, 6]),
+                (1, [0, 1, 1]),
+                (2, [0, 1, 2]),
+                (2, [3, 3, 3]),
+            ],
+        )
+
+    def test_bad_input(self):
+        kw = dict(image_size=(H, W), verbose=False)
+        with self.assertRaisesRegex(ValueError, "tracklets is empty"):
+            extract_features(numpy_model, [], **kw)
+        with self.assertRaisesRegex(ValueError, "mode must be one of"):
+            extract_features(numpy_model, self.tracklets, mode="all", **kw)
+        with self.assertRaisesRegex(ValueError, "batch_size must be >= 1"):
+            extract_features(numpy_model, self.tracklets, batch_size=0, **kw)
+        with self.assertRaisesRegex(ValueError, r"expected \(32, D\)"):
+            extract_features(lambda c: c.mean(axis=(2, 3, 4)).reshape(-1), self.tracklets, **kw)
+        with self.assertRaisesRegex(ValueError, "NaN or inf"):
+            extract_features(lambda c: np.full((len(c), 2), np.nan), self.tracklets, **kw)
+        with self.assertRaisesRegex(
+            ValueError, "seq_len=6 but the model's input takes clips of 3 frames"
+        ):
+            extract_features(tiny_keras_model(3), self.tracklets, seq_len=6, verbose=False)
+        with self.assertRaisesRegex(ValueError, "model must be a Keras model"):
+            extract_features("not a model", self.tracklets, **kw)
+        missing = Tracklet(
+            frames=(os.path.join(self.folder, "nope.jpg"),),
+            pid=1,
+            camid=0,
+            tracklet_id=9,
+            original_pid=1,
+        )
+        with self.assertRaisesRegex(ValueError, "nope.jpg"):
+            extract_features(numpy_model, [missing], **kw)
+
+
+CROSS_BACKEND_SCRIPT = """
+import sys
+import numpy as np
+import keras
+from keras_asanet.evaluation.feature_extraction import extract_features
+from keras_asanet.evaluation.feature_extraction_test import write_tracklets
+model = keras.saving.load_model(sys.argv[1])
+tracklets = write_tracklets(sys.argv[2], [7, 2, 4])
+feats, _, _ = extract_features(model, tracklets, "dense", seq_len=3, batch_size=2, verbose=False)
+np.save(sys.argv[3], feats)
+"""
+
+
+@pytest.mark.subprocess
+class CrossBackendTest(TestCase):
+    def test_same_features_on_every_backend(self):
+        folder = self.get_temp_dir()
+        model = tiny_keras_model()
+        path = os.path.join(folder, "tiny.keras")
+        model.save(path)
+        tracklets = write_tracklets(folder, [7, 2, 4])
+        here, _, _ = extract_features(
+            model, tracklets, "dense", seq_len=3, batch_size=2, verbose=False
+        )
+        current = keras.backend.backend()
+        # The other two backends run at the same time, each in its own process.
+        procs = {}
+        for backend in ("jax", "torch", "tensorflow"):
+            if backend == current:
+                continue
+            out = os.path.join(folder, f"{backend}.npy")
+            frames = os.path.join(folder, backend)
+            os.makedirs(frames)
+            env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+            procs[backend] = (
+                out,
+                subprocess.Popen(
+                    [sys.executable, "-c", CROSS_BACKEND_SCRIPT, path, frames, out],
+                    env=env,
+                    cwd=REPO,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
+        for backend, (out, proc) in procs.items():
+            _, stderr = proc.communicate(timeout=300)
+            self.assertEqual(proc.returncode, 0, msg=stderr[-3000:])
+            self.assertAllClose(
+                np.load(out), here, atol=1e-5, rtol=1e-5, msg=f"{backend} vs {current}"
+            )
