@@ -58,6 +58,12 @@ class ClipAugmentation:
     erasing_aspect: tuple = (0.3, 3.3)
     erasing_fill: tuple = IMAGENET_MEAN_PIXELS
 
+    @classmethod
+    def for_image_size(cls, height, width, **kwargs):
+        """The paper's recipe scaled to the frame size: 10 px of padding at width 128."""
+        del height
+        return cls(padding=max(1, round(10 * int(width) / 128)), **kwargs)
+
     def __post_init__(self):
         for name in ("flip_probability", "erasing_probability"):
             value = getattr(self, name)

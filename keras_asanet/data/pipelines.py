@@ -74,8 +74,8 @@ class TrainClipDataset(keras.utils.PyDataset):
         num_instances: K.
         seq_len: T.
         image_size: `(height, width)` frames are resized to.
-        augmentation: a `ClipAugmentation`, `None` for the paper's default one, or `False`
-            for none.
+        augmentation: a `ClipAugmentation`, `None` for the paper's recipe scaled to
+            `image_size` (`ClipAugmentation.for_image_size`), or `False` for none.
         seed: seed of sampling and augmentation.
         workers, use_multiprocessing, max_queue_size: as `keras.utils.PyDataset`.
 
@@ -85,8 +85,12 @@ class TrainClipDataset(keras.utils.PyDataset):
     data = TrainClipDataset(mars.train, mars.attribute_schema, num_identities=8,
                             num_instances=4, seq_len=6, image_size=(256, 128), workers=4)
     clips, targets = data[0]      # (32, 6, 256, 128, 3) float32 in [0, 255]
-    model.fit(data, epochs=...)
+    model.fit(data, epochs=..., shuffle=False)
     ```
+
+    Pass `shuffle=False` to `fit`: the batches are already a seeded random PK plan, and
+    Keras' `shuffle=True` reorders them with Python's global RNG, which a resumed run cannot
+    replay.
     """
 
     def __init__(
@@ -111,7 +115,9 @@ class TrainClipDataset(keras.utils.PyDataset):
         self.attribute_schema = attribute_schema
         self.seq_len = int(seq_len)
         self.image_size = tuple(int(v) for v in image_size)
-        self.augmentation = ClipAugmentation() if augmentation is None else augmentation
+        if augmentation is None:
+            augmentation = ClipAugmentation.for_image_size(*self.image_size)
+        self.augmentation = augmentation
         self.sampler = PKSampler(
             [t.pid for t in self.tracklets], num_identities, num_instances, seed=seed
         )

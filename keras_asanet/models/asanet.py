@@ -269,6 +269,7 @@ class ASANet(keras.Model):
         # `__call__` -> `build`.
         if getattr(self, "_building", False):
             return
+        self._check_inputs(tuple(input_shape))
         self._building = True
         try:
             self.build_for_input(tuple(input_shape))
@@ -279,7 +280,7 @@ class ASANet(keras.Model):
     # --------------------------------------------------------------------- call
 
     def _check_inputs(self, inputs):
-        shape = tuple(inputs.shape)
+        shape = tuple(inputs) if isinstance(inputs, (tuple, list)) else tuple(inputs.shape)
         if len(shape) != 5:
             raise ValueError(
                 f"ASANet expects clips of shape (batch, T, height, width, 3), got a rank-"

@@ -53,8 +53,9 @@ class LearningRateLogger(keras.callbacks.Callback):
         opt = self.model.optimizer
         inner = getattr(opt, "inner_optimizer", None)  # LossScaleOptimizer
         opt = inner or opt
-        if hasattr(opt, "optimizers"):  # MultiOptimizer: the first is the network's Adam
-            opt = opt.optimizers[0]
+        if hasattr(opt, "optimizers"):  # MultiOptimizer: the network's is the default one
+            default = getattr(getattr(opt, "_optimizer_map", None), "default_optimizer", None)
+            opt = default or opt.optimizers[-1]
         return opt
 
     def on_epoch_end(self, epoch, logs=None):

@@ -1,0 +1,261 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from keras_asanet.models import ASANet
+from keras_asanet.tests.test_case import TestCase, compute_gradients
+from keras_asanet.training import make_optimizer
+
+TINY = dict(
+    backbone={"block_counts": (1, 1, 1, 1), "width": 4, "non_local": (0, 1, 1, 0)},
+    attribute_branch_blocks=1,
+    branch_dim=8,
+)
+
+
+def _clips(b=4, t=2, h=32, w=16, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (b, t, h, w, 3)).astype("float32")
+
+
+def _targets(b=4, ids=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "pid": np.repeat(np.arange(ids), b // ids).astype("int32"),
+        "camid": np.zeros(b, "int32"),
+        "re_attr": (rng.random((b, 32)) > 0.5).astype("float32"),
+        "ir_attr": (rng.random((b, 11)) > 0.5).astype("float32"),
+        "attr_mask": np.array([1, 1, 0, 1][:b] + [1] * max(0, b - 4), "float32"),
+    }
+
+
+def tiny_model(**kwargs):
+    config = dict(TINY, num_identities=3)
+    config.update(kwargs)
+    return ASANet(**config)
+
+
+class ASANetTest(TestCase):
+    def test_training_and_inference_outputs(self):
+        model = tiny_model()
+        x = _clips()
+        out = model(x, training=True)
+        self.assertEqual(
+            set(out),
+            {
+                "id_logits",
+                "f_final",
+                "f_re_attr",
+                "f_ir_attr",
+                "re_attr_logits",
+                "ir_attr_logits",
+                "feature",
+            },
+        )
+        c = 16 * 4  # backbone channels
+        final = 3 * 8 + c // 2  # three identity features + f_re_attr (fusion a)
+        self.assertEqual(tuple(out["f_final"].shape), (4, final))
+        self.assertEqual(tuple(out["id_logits"].shape), (4, 3))
+        self.assertEqual(tuple(out["re_attr_logits"].shape), (4, 32))
+        self.assertEqual(tuple(out["ir_attr_logits"].shape), (4, 11))
+        self.assertEqual(tuple(out["f_ir_attr"].shape), (4, c // 2))
+        feature = model(x)
+        self.assertEqual(tuple(feature.shape), (4, final))
+        feature, masks = model(x, return_masks=True)
+        self.assertEqual(tuple(masks["re_mask"].shape), (4, 2, 2, 1))
+        self.assertEqual(tuple(masks["ir_mask"].shape), (4, 2, 2, 1))
+
+    def test_t_and_image_size_free_at_inference(self):
+        model = tiny_model()
+        model(_clips())
+        self.assertEqual(tuple(model(_clips(b=2, t=5, h=64, w=32)).shape)[0], 2)
+        self.assertEqual(tuple(model(_clips(b=1, t=1, h=48, w=16)).shape)[0], 1)
+
+    def test_eval_feature_is_bnneck_output_or_raw(self):
+        x = _clips()
+        model = tiny_model()
+        out = model(x, training=False, return_dict=True)
+        raw = tiny_model(eval_feature="raw")
+        raw.set_weights(model.get_weights())
+        self.assertAllClose(raw(x), out["f_final"], atol=1e-5)
+        self.assertFalse(np.allclose(self.to_numpy(model(x)), self.to_numpy(out["f_final"])))
+
+    def test_fusion_and_branch_switches_change_the_width(self):
+        c = 64
+        b = tiny_model(fusion="b")
+        self.assertEqual(tuple(b(_clips()).shape), (4, 3 * 8 + c // 2))
+        two = tiny_model(identity_branches=("re", "id"), fuse_attribute_features=False)
+        self.assertEqual(tuple(two(_clips()).shape), (4, 2 * 8))
+
+    def test_asre_switch(self):
+        x = _clips()
+        on = tiny_model()
+        off = tiny_model(use_asre=False)
+        on(x)
+        off(x)
+        off.set_weights(on.get_weights())
+        # ASRE's alpha * M * X_I term makes the two differ; with alpha = 0 they agree.
+        self.assertFalse(np.allclose(self.to_numpy(on(x)), self.to_numpy(off(x)), atol=1e-6))
+        for asre in (on.re_asre, on.ir_asre):
+            asre.alpha.assign(np.zeros(asre.alpha.shape, "float32"))
+        self.assertAllClose(on(x), off(x), atol=1e-5)
+
+    def test_total_loss_is_eq_19_and_reaches_every_weight(self):
+        model = tiny_model()
+        x, y = _clips(), _targets()
+        model(x)
+        model.pmi_weight_variable.assign(0.01)
+
+        def loss_fn():
+            return model.compute_loss(x, y, model(x, training=True), training=True)
+
+        total = float(self.to_numpy(loss_fn()))
+        terms = {
+            k: float(self.to_numpy(model._trackers[k].result()))
+            for k in ("xent", "wrt", "center", "bce_re", "bce_ir", "pmi")
+        }
+        expected = (
+            terms["xent"]
+            + terms["wrt"]
+            + 1.5 * terms["center"]
+            + 0.0005 * (terms["bce_re"] + terms["bce_ir"])
+            + 0.01 * terms["pmi"]
+        )
+        self.assertAlmostEqual(total, expected, places=3)
+        grads = compute_gradients(loss_fn, model.trainable_variables)
+        for v, g in zip(model.trainable_variables, grads):
+            self.assertIsNotNone(g, v.path)
+            self.assertGreater(float(np.abs(self.to_numpy(g)).max()), 0.0, v.path)
+
+    def test_fit_evaluate_predict(self):
+        model = tiny_model()
+        x, y = _clips(b=8), _targets(b=8, ids=4)
+        y["pid"] = y["pid"] % 3
+        model.compile(optimizer=make_optimizer())
+        history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+        for key in (
+            "loss",
+            "xent",
+            "wrt",
+            "center",
+            "bce_re",
+            "bce_ir",
+            "pmi",
+            "id_acc",
+            "attr_acc",
+            "pmi_weight",
+        ):
+            self.assertIn(key, history.history)
+            self.assertTrue(np.isfinite(history.history[key]).all(), key)
+        self.assertLess(history.history["center"][1], history.history["center"][0])
+        logs = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+        self.assertTrue(np.isfinite(logs["loss"]))
+        self.assertEqual(model.predict(x, verbose=0).shape, (8, model.final_dim))
+
+    def test_inside_a_functional_model(self):
+        model = tiny_model()
+        inputs = keras.Input((2, 32, 16, 3))
+        outputs = keras.layers.UnitNormalization()(model(inputs))
+        wrapper = keras.Model(inputs, outputs)
+        x = _clips()
+        self.assertAllClose(
+            wrapper.predict(x, verbose=0), keras.ops.normalize(model(x), order=2), atol=1e-5
+        )
+
+    def test_config_and_keras_file_round_trip(self):
+        model = tiny_model(fusion="b", pmi=False)
+        x = _clips()
+        expected = model(x)
+        revived = ASANet.from_config(model.get_config())
+        self.assertEqual(revived.get_config(), model.get_config())
+        path = os.path.join(self.get_temp_dir(), "asanet.keras")
+        model.save(path)
+        restored = keras.saving.load_model(path)
+        self.assertIsInstance(restored, ASANet)
+        self.assertAllClose(restored(x), expected, atol=1e-5)
+
+    def test_presets(self):
+        self.assertIn("asanet_b_pmi", ASANet.presets())
+        model = ASANet.from_preset("asanet_tiny", num_identities=4, attribute_schema="duke")
+        out = model(_clips(), training=True)
+        self.assertEqual(tuple(out["re_attr_logits"].shape), (4, 25))
+        with self.assertRaisesRegex(ValueError, "Unknown preset"):
+            ASANet.from_preset("asanet_c", num_identities=4)
+
+    def test_bad_inputs(self):
+        model = tiny_model()
+        with self.assertRaisesRegex(ValueError, "rank-4"):
+            model(np.zeros((2, 32, 16, 3), "float32"))
+        for channels in (1, 4):
+            with self.assertRaisesRegex(ValueError, f"got {channels} channels"):
+                model(np.zeros((2, 2, 32, 16, channels), "float32"))
+        with self.assertRaisesRegex(ValueError, "T >= 1"):
+            model(np.zeros((2, 0, 32, 16, 3), "float32"))
+        with self.assertRaisesRegex(ValueError, "eval_feature"):
+            tiny_model(eval_feature="pooled")
+
+    def test_checkpoint_with_other_attribute_sizes_is_refused(self):
+        mars = tiny_model()
+        mars(_clips())
+        path = os.path.join(self.get_temp_dir(), "mars.weights.h5")
+        mars.save_weights(path)
+        duke = tiny_model(num_re_attributes=25)
+        duke(_clips())
+        with self.assertRaises(ValueError):
+            duke.load_weights(path)
+
+
+@pytest.mark.subprocess
+class ASANetCrossBackendTest(TestCase):
+    def test_same_features_on_every_backend(self):
+        model = tiny_model()
+        x = _clips(b=2)
+        expected = self.to_numpy(model(x))
+        tmp = self.get_temp_dir()
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        np.save(os.path.join(tmp, "x.npy"), x)
+        script = textwrap.dedent(
+            f"""
+            import numpy as np, keras
+            import keras_asanet.models
+            model = keras.saving.load_model({path!r})
+            x = np.load({os.path.join(tmp, "x.npy")!r})
+            np.save({os.path.join(tmp, "out.npy")!r}, keras.ops.convert_to_numpy(model(x)))
+            """
+        )
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        for backend in ("jax", "torch", "tensorflow"):
+            if backend == keras.backend.backend():
+                continue
+            env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=root)
+            subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=300)
+            out = np.load(os.path.join(tmp, "out.npy"))
+            np.testing.assert_allclose(out, expected, atol=1e-4, err_msg=backend)
+
+
+@pytest.mark.large
+class ASANetFullSizeTest(TestCase):
+    def test_asanet_b_at_256x128(self):
+        model = ASANet.from_preset("asanet_b", num_identities=625)
+        x = _clips(b=1, t=6, h=256, w=128)
+        feature = model.predict_on_batch(x)
+        self.assertEqual(tuple(feature.shape), (1, 3 * 256 + 512))
+        model.set_inference_outputs("dict")
+        out = model.predict_on_batch(x)
+        self.assertEqual(tuple(out["id_logits"].shape), (1, 625))
+        self.assertEqual(tuple(out["re_attr_logits"].shape), (1, 32))
+        self.assertEqual(tuple(out["ir_attr_logits"].shape), (1, 11))
+        self.assertEqual(tuple(out["f_final"].shape), (1, 3 * 256 + 1024 // 2))
+        count = model.count_params()
+        self.assertGreater(count, 30_000_000)
+        # One training step at full resolution (2 identities x 2 clips, T = 2).
+        model.compile(optimizer=make_optimizer())
+        x = _clips(b=4, t=2, h=256, w=128)
+        y = _targets(b=4, ids=2)
+        logs = model.train_on_batch(x, y, return_dict=True)
+        self.assertTrue(np.isfinite(logs["loss"]))
