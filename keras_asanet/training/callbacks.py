@@ -47,7 +47,8 @@ class PMIWeightSwitch(keras.callbacks.Callback):
 
 
 class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the network optimiser's current learning rate to the logs (`learning_rate`)."""
+    """Adds the learning rate the network optimiser used in the last step of the epoch to the
+    logs (`learning_rate`)."""
 
     def _network_optimizer(self):
         opt = self.model.optimizer
@@ -62,9 +63,11 @@ class LearningRateLogger(keras.callbacks.Callback):
         if logs is None:
             return
         opt = self._network_optimizer()
-        lr = opt.learning_rate
-        if callable(lr):
-            lr = lr(opt.iterations)
+        schedule = getattr(opt, "_learning_rate", None)
+        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            lr = schedule(keras.ops.maximum(opt.iterations - 1, 0))
+        else:
+            lr = opt.learning_rate
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
 
 
