@@ -7,10 +7,10 @@ from keras import ops
 from keras_asanet.layers.bottleneck_block import (
     BottleneckBlock,
     _conv_output_size,
-    standardize_data_format,
     torch_resnet_kernel_initializer,
 )
 from keras_asanet.layers.non_local_block_2d import NonLocalBlock2D
+from keras_asanet.layers.validation import standardize_data_format
 
 # ImageNet statistics on [0, 255] RGB input (torchvision's mean / std times 255).
 _TORCH_MEAN = (0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0)

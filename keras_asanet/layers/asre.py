@@ -6,7 +6,7 @@ import numbers
 import keras
 from keras import ops
 
-from keras_asanet.layers.gem_pooling_2d import (
+from keras_asanet.layers.validation import (
     check_positive_int,
     check_rank,
     standardize_data_format,

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_asanet.layers.gem_pooling_2d import check_positive_int, check_rank
+from keras_asanet.layers.validation import check_positive_int, check_rank
 
 
 @keras.saving.register_keras_serializable(package="keras_asanet")

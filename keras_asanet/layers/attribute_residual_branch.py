@@ -4,9 +4,9 @@ import keras
 
 from keras_asanet.layers.bottleneck_block import (
     BottleneckBlock,
-    standardize_data_format,
     torch_resnet_kernel_initializer,
 )
+from keras_asanet.layers.validation import standardize_data_format
 
 
 @keras.saving.register_keras_serializable(package="keras_asanet")

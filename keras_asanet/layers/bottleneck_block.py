@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_asanet.layers.validation import standardize_data_format
+
 
 def torch_resnet_kernel_initializer():
     """The convolution initializer torchvision's ResNet uses.
@@ -18,19 +20,6 @@ def torch_resnet_kernel_initializer():
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer; received {name}={value!r}.")
-    return value
-
-
-def standardize_data_format(data_format):
-    """`None` -> `keras.config.image_data_format()`; checks the value otherwise."""
-    if data_format is None:
-        return keras.config.image_data_format()
-    value = str(data_format).lower()
-    if value not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "`data_format` must be None, 'channels_last' or 'channels_first'; received "
-            f"data_format={data_format!r}."
-        )
     return value
 
 

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_asanet.layers.gem_pooling_2d import check_positive_int, check_rank
+from keras_asanet.layers.validation import check_positive_int, check_rank
 
 # The call's input keys, in the order a list/tuple input gives them.
 INPUT_KEYS = ("f_re_id", "f_id", "f_ir_id", "f_re_attr", "f_ir_attr")

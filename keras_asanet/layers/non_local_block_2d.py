@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_asanet.layers.bottleneck_block import standardize_data_format
+from keras_asanet.layers.validation import standardize_data_format
 
 
 def torch_default_conv_initializer():

@@ -3,10 +3,10 @@
 import keras
 from keras import ops
 
-from keras_asanet.layers.gem_pooling_2d import (
+from keras_asanet.layers.gem_pooling_2d import generalized_mean
+from keras_asanet.layers.validation import (
     check_positive_int,
     check_positive_number,
-    generalized_mean,
     standardize_data_format,
 )
 
