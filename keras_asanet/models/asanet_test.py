@@ -270,3 +270,20 @@ class ASANetFullSizeTest(TestCase):
         y = _targets(b=4, ids=2)
         logs = model.train_on_batch(x, y, return_dict=True)
         self.assertTrue(np.isfinite(logs["loss"]))
+
+
+class ASANetPrecisionTest(TestCase):
+    # One policy keeps CI short: mixed_float16 is the one that wraps the MultiOptimizer in a
+    # LossScaleOptimizer; every layer is also checked under mixed_bfloat16 by run_layer_test.
+    def test_trains_under_mixed_precision(self, policy="mixed_float16", jit_compile="auto"):
+        keras.config.set_dtype_policy(policy)
+        model = tiny_model()
+        x, y = _clips(b=4), _targets(b=4)
+        out = model(x, training=True)
+        compute = "float16" if policy == "mixed_float16" else "bfloat16"
+        self.assertEqual(keras.backend.standardize_dtype(out["f_final"].dtype), compute)
+        model.compile(optimizer=make_optimizer(), jit_compile=jit_compile)
+        history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        self.assertTrue(np.isfinite(history.history["loss"]).all())
+        self.assertTrue(all(v.dtype == "float32" for v in model.trainable_variables))
+        self.assertEqual(model.predict(x, verbose=0).shape, (4, model.final_dim))
