@@ -25,9 +25,10 @@ class PKSampler:
 
     Example:
 
-    >>> sampler = PKSampler([0, 0, 1, 1, 2, 2], num_identities=2, num_instances=2, seed=0)
-    >>> [len(b) for b in sampler.epoch_batches(0)]
-    [4, 4]
+    ```python
+    sampler = PKSampler([0, 0, 1, 1, 2, 2], num_identities=2, num_instances=2, seed=0)
+    batches = sampler.epoch_batches(0)  # 2 batches of 4 tracklet indices
+    ```
     """
 
     def __init__(self, pids, num_identities=8, num_instances=4, seed=0):

@@ -1,0 +1,29 @@
+"""The MkDocs site (API reference rendered by mkdocstrings) builds without a warning."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+from keras_asanet.tests.test_case import TestCase
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class DocsBuildTest(TestCase):
+    def test_mkdocs_build_strict(self):
+        with tempfile.TemporaryDirectory() as site:
+            result = subprocess.run(
+                [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", site],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
+            for page in ("api/layers/index.html", "api/models/index.html"):
+                self.assertTrue(os.path.isfile(os.path.join(site, page)), page)
+            with open(os.path.join(site, "api/layers/index.html")) as f:
+                html = f.read()
+            self.assertIn("ASRE", html)
+            self.assertIn("return_mask", html)
