@@ -40,8 +40,15 @@ def tiny_model(**kwargs):
 
 
 class ASANetTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # One built model for the read-only tests: building runs every op once eagerly,
+        # which is slow on JAX.
+        cls.shared = tiny_model()
+        cls.shared(_clips())
+
     def test_training_and_inference_outputs(self):
-        model = tiny_model()
+        model = self.shared
         x = _clips()
         out = model(x, training=True)
         self.assertEqual(
@@ -70,8 +77,7 @@ class ASANetTest(TestCase):
         self.assertEqual(tuple(masks["ir_mask"].shape), (4, 2, 2, 1))
 
     def test_t_and_image_size_free_at_inference(self):
-        model = tiny_model()
-        model(_clips())
+        model = self.shared
         self.assertEqual(tuple(model(_clips(b=2, t=5, h=64, w=32)).shape)[0], 2)
         self.assertEqual(tuple(model(_clips(b=1, t=1, h=48, w=16)).shape)[0], 1)
 
@@ -168,7 +174,7 @@ class ASANetTest(TestCase):
         self.assertEqual(model.predict(x, verbose=0).shape, (8, model.final_dim))
 
     def test_inside_a_functional_model(self):
-        model = tiny_model()
+        model = self.shared
         inputs = keras.Input((2, 32, 16, 3))
         outputs = keras.layers.UnitNormalization()(model(inputs))
         wrapper = keras.Model(inputs, outputs)
@@ -198,7 +204,7 @@ class ASANetTest(TestCase):
             ASANet.from_preset("asanet_c", num_identities=4)
 
     def test_bad_inputs(self):
-        model = tiny_model()
+        model = self.shared
         with self.assertRaisesRegex(ValueError, "rank-4"):
             model(np.zeros((2, 32, 16, 3), "float32"))
         for channels in (1, 4):

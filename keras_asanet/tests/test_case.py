@@ -277,5 +277,6 @@ def compute_gradients(loss_fn, variables):
             with keras.StatelessScope(state_mapping=list(zip(variables, vals))):
                 return loss_fn()
 
-        return list(jax.grad(stateless)([v.value for v in variables]))
+        # Compiled: eager JAX compiles every op separately, which made gradient tests slow.
+        return list(jax.jit(jax.grad(stateless))([v.value for v in variables]))
     raise ValueError(f"unsupported backend {backend!r}")
