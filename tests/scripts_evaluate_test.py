@@ -1,5 +1,5 @@
-"""Command-line checks of scripts/evaluate.py that need neither the dataset readers nor a
-trained model: bad arguments exit with code 2 and a clear message."""
+"""scripts/evaluate.py: bad arguments exit with code 2 and a clear message; on a tiny synthetic
+dataset it prints the report and writes JSON, and refuses a checkpoint of another class count."""
 
 import os
 import subprocess
@@ -60,3 +60,87 @@ class EvaluateScriptTest(TestCase):
         )
         self.assertEqual(proc.returncode, 2, proc.stderr)
         self.assertIn("invalid choice: 'mixed'", proc.stderr)
+
+
+class EvaluateScriptRunTest(TestCase):
+    """The happy path and the class-count check, run in-process on a tiny synthetic dataset."""
+
+    def setUp(self):
+        super().setUp()
+        import importlib.util
+
+        from keras_asanet.data import Mars, make_synthetic_mars
+
+        spec = importlib.util.spec_from_file_location("evaluate_script", SCRIPT)
+        self.script = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.script)
+        tmp = self.get_temp_dir()
+        self.data = os.path.join(tmp, "synthetic")
+        make_synthetic_mars(self.data, num_identities=12, image_size=(32, 16), seed=2)
+        self.num_train = Mars(self.data).num_train_pids
+        self.tmp = tmp
+
+    def save_model(self, num_identities):
+        from keras_asanet.models import ASANet
+
+        model = ASANet(
+            num_identities=num_identities,
+            backbone={"block_counts": (1, 1, 1, 1), "width": 4, "non_local": (0, 1, 1, 0)},
+            attribute_branch_blocks=1,
+            branch_dim=8,
+        )
+        model.build_for_input((None, 2, 32, 16, 3))
+        path = os.path.join(self.tmp, f"model_{num_identities}.keras")
+        model.save(path)
+        return path
+
+    def run_main(self, weights, *extra):
+        import contextlib
+        import io
+
+        out, err = io.StringIO(), io.StringIO()
+        code = 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = self.script.main(
+                    [
+                        "--backend",
+                        keras.backend.backend(),
+                        "--dataset",
+                        "synthetic",
+                        "--root",
+                        self.data,
+                        "--weights",
+                        weights,
+                        "--image-size",
+                        "32",
+                        "16",
+                        "--seq-len",
+                        "2",
+                        "--quiet",
+                        *extra,
+                    ]  # fmt: skip
+                )
+            except SystemExit as exit_:
+                code = exit_.code
+        return code or 0, out.getvalue(), err.getvalue()
+
+    def test_prints_the_table_and_writes_json(self):
+        import json
+
+        output = os.path.join(self.tmp, "results.json")
+        code, out, err = self.run_main(
+            self.save_model(self.num_train), "--setup", "mixing", "--output", output
+        )
+        self.assertEqual(code, 0, err)
+        self.assertIn("mixing", out)
+        self.assertIn("Rank-1", out)
+        with open(output) as f:
+            results = json.load(f)
+        self.assertGreater(results["ranking"]["num_valid_queries"], 0)
+        self.assertIsNotNone(results["attributes"])
+
+    def test_checkpoint_with_another_class_count(self):
+        code, _, err = self.run_main(self.save_model(self.num_train + 3))
+        self.assertEqual(code, 2)
+        self.assertIn(f"{self.num_train + 3} identity classes", err)
