@@ -118,6 +118,8 @@ class TrainClipDataset(keras.utils.PyDataset):
         if augmentation is None:
             augmentation = ClipAugmentation.for_image_size(*self.image_size)
         self.augmentation = augmentation
+        # Targets are a function of the tracklet only: encode (and validate) them once.
+        self._targets = make_targets(self.tracklets, attribute_schema)
         self.sampler = PKSampler(
             [t.pid for t in self.tracklets], num_identities, num_instances, seed=seed
         )
@@ -145,7 +147,8 @@ class TrainClipDataset(keras.utils.PyDataset):
         if not 0 <= index < len(self._batches):
             raise IndexError(f"batch {index} out of range (0..{len(self._batches) - 1}).")
         rng = np.random.default_rng([self.sampler.seed, self.sampler.epoch, int(index)])
-        chosen = [self.tracklets[i] for i in self._batches[index]]
+        indices = np.asarray(self._batches[index])
+        chosen = [self.tracklets[i] for i in indices]
         clips = np.empty((len(chosen), self.seq_len, *self.image_size, 3), np.float32)
         for b, t in enumerate(chosen):
             idx = restricted_random(t.num_frames, self.seq_len, rng)
@@ -156,7 +159,7 @@ class TrainClipDataset(keras.utils.PyDataset):
                 self.augmentation.apply_into(frames, clips[b], transform, flipped=True)
             else:
                 clips[b] = read_clip(paths, self.image_size, np.uint8)
-        return clips, make_targets(chosen, self.attribute_schema)
+        return clips, {k: v[indices] for k, v in self._targets.items()}
 
 
 class EvalClipDataset(keras.utils.PyDataset):
@@ -196,6 +199,7 @@ class EvalClipDataset(keras.utils.PyDataset):
         self.seq_len = int(seq_len)
         self.image_size = tuple(int(v) for v in image_size)
         self.batch_size = int(batch_size)
+        self._targets = make_targets(self.tracklets, attribute_schema)
 
     @property
     def num_batches(self):
@@ -207,7 +211,8 @@ class EvalClipDataset(keras.utils.PyDataset):
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range (0..{len(self) - 1}).")
-        chosen = self.tracklets[index * self.batch_size : (index + 1) * self.batch_size]
+        span = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        chosen = self.tracklets[span]
         clips = np.stack(
             [
                 read_clip(
@@ -217,4 +222,4 @@ class EvalClipDataset(keras.utils.PyDataset):
                 for t in chosen
             ]
         )
-        return clips, make_targets(chosen, self.attribute_schema)
+        return clips, {k: v[span] for k, v in self._targets.items()}
