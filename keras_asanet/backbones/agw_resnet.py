@@ -9,6 +9,13 @@ from keras_asanet.layers.bottleneck_block import (
     _conv_output_size,
     torch_resnet_kernel_initializer,
 )
+from keras_asanet.layers.data_format import (
+    compute_data_format,
+    from_compute,
+    shape_from_compute,
+    shape_to_compute,
+    to_compute,
+)
 from keras_asanet.layers.non_local_block_2d import NonLocalBlock2D
 from keras_asanet.layers.validation import standardize_data_format
 
@@ -245,6 +252,11 @@ class AGWResNet(keras.Model):
         self.bn_momentum = float(bn_momentum)
         self.data_format = standardize_data_format(data_format)
         self._channel_axis = -1 if self.data_format == "channels_last" else 1
+        # The format the layers inside run in: channels-last on TensorFlow-CPU, where
+        # channels-first convolutions may be unsupported (see keras_asanet/layers/data_format.py).
+        # Inputs are transposed once on the way in and the maps once on the way out.
+        self._compute_format = compute_data_format(self.data_format)
+        compute_channel_axis = -1 if self._compute_format == "channels_last" else 1
 
         #: Channels of the backbone map `X_origin` (C; 1024 for ResNet-50).
         self.feature_channels = 16 * width
@@ -252,7 +264,7 @@ class AGWResNet(keras.Model):
         self.id_channels = 32 * width
 
         self.stem_pad = keras.layers.ZeroPadding2D(
-            3, data_format=self.data_format, dtype=self.dtype_policy, name="stem_pad"
+            3, data_format=self._compute_format, dtype=self.dtype_policy, name="stem_pad"
         )
         self.conv1 = keras.layers.Conv2D(
             width,
@@ -260,19 +272,19 @@ class AGWResNet(keras.Model):
             strides=2,
             use_bias=False,
             kernel_initializer=keras.initializers.deserialize(self.kernel_initializer),
-            data_format=self.data_format,
+            data_format=self._compute_format,
             dtype=self.dtype_policy,
             name="conv1",
         )
         self.bn1 = keras.layers.BatchNormalization(
-            axis=self._channel_axis,
+            axis=compute_channel_axis,
             epsilon=self.bn_epsilon,
             momentum=self.bn_momentum,
             dtype=self.dtype_policy,
             name="bn1",
         )
         self.maxpool = keras.layers.MaxPooling2D(
-            3, strides=2, padding="valid", data_format=self.data_format,
+            3, strides=2, padding="valid", data_format=self._compute_format,
             dtype=self.dtype_policy, name="maxpool",
         )  # fmt: skip
         block_kwargs = {
@@ -280,7 +292,7 @@ class AGWResNet(keras.Model):
             "kernel_initializer": self.kernel_initializer,
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
-            "data_format": self.data_format,
+            "data_format": self._compute_format,
         }
         non_local_kwargs = {
             "reduction": non_local_reduction,
@@ -288,7 +300,7 @@ class AGWResNet(keras.Model):
             "zero_init": self.non_local_zero_init,
             "bn_epsilon": self.bn_epsilon,
             "bn_momentum": self.bn_momentum,
-            "data_format": self.data_format,
+            "data_format": self._compute_format,
         }
         strides = (1, 2, 2, self.last_stride)
 
@@ -320,8 +332,15 @@ class AGWResNet(keras.Model):
 
     # ------------------------------------------------------------------ shapes and build
 
-    def _spatial_axes(self):
-        return (1, 2) if self.data_format == "channels_last" else (2, 3)
+    def _spatial_axes(self, data_format=None):
+        data_format = data_format or self.data_format
+        return (1, 2) if data_format == "channels_last" else (2, 3)
+
+    def _to_compute(self, x):
+        return to_compute(x, self.data_format, self._compute_format)
+
+    def _from_compute(self, x):
+        return from_compute(x, self.data_format, self._compute_format)
 
     def _check_input_shape(self, input_shape):
         input_shape = tuple(input_shape)
@@ -347,11 +366,13 @@ class AGWResNet(keras.Model):
 
     def build(self, input_shape):
         input_shape = self._check_input_shape(input_shape)
-        shape = self.stem_pad.compute_output_shape(input_shape)
+        compute_shape = shape_to_compute(input_shape, self.data_format, self._compute_format)
+        shape = self.stem_pad.compute_output_shape(compute_shape)
         self.conv1.build(shape)
         shape = self.conv1.compute_output_shape(shape)
         self.bn1.build(shape)
         shape = self._stem_output_shape(input_shape)
+        shape = shape_to_compute(shape, self.data_format, self._compute_format)
         for stage in self.stages:
             stage.build(shape)
             shape = stage.compute_output_shape(shape)
@@ -360,27 +381,36 @@ class AGWResNet(keras.Model):
     def compute_output_shape(self, input_shape):
         input_shape = self._check_input_shape(input_shape)
         shape = self._stem_output_shape(input_shape)
+        shape = shape_to_compute(shape, self.data_format, self._compute_format)
         for stage in (self.layer1, self.layer2, self.layer3):
             shape = stage.compute_output_shape(shape)
         outputs = {"layer3": shape}
         if self.id_branch is not None:
             outputs["layer4"] = self.id_branch.compute_output_shape(shape)
-        return outputs
+        return {
+            key: shape_from_compute(value, self.data_format, self._compute_format)
+            for key, value in outputs.items()
+        }
 
     # ------------------------------------------------------------------ forward
 
     def _normalize(self, x):
+        """ImageNet normalisation of frames in the compute format."""
+        channel_axis = -1 if self._compute_format == "channels_last" else 1
         shape = [1, 1, 1, 1]
-        shape[self._channel_axis] = 3
+        shape[channel_axis] = 3
         if self.normalization == "torch":
             mean = ops.convert_to_tensor(np.reshape(_TORCH_MEAN, shape), dtype=x.dtype)
             std = ops.convert_to_tensor(np.reshape(_TORCH_STD, shape), dtype=x.dtype)
             return (x - mean) / std
         mean = ops.convert_to_tensor(np.reshape(_CAFFE_BGR_MEAN, shape), dtype=x.dtype)
-        return ops.flip(x, axis=self._channel_axis) - mean
+        return ops.flip(x, axis=channel_axis) - mean
 
     def backbone_map(self, inputs, training=None):
         """Stem + layer1-3 (with their non-local blocks): frames -> `X_origin` (C channels)."""
+        return self._from_compute(self._backbone_map(self._to_compute(inputs), training))
+
+    def _backbone_map(self, inputs, training=None):
         x = inputs
         if self.normalize_input:
             x = self._normalize(ops.cast(x, self.compute_dtype))
@@ -390,7 +420,7 @@ class AGWResNet(keras.Model):
             x = ops.relu(x)
         # PyTorch's MaxPool2d(3, 2, padding=1) pads with -inf, so padding never wins the max.
         pad = [[0, 0], [0, 0], [0, 0], [0, 0]]
-        for axis in self._spatial_axes():
+        for axis in self._spatial_axes(self._compute_format):
             pad[axis] = [1, 1]
         x = ops.pad(x, pad, constant_values=float("-inf"))
         x = self.maxpool(x)
@@ -405,13 +435,15 @@ class AGWResNet(keras.Model):
                 "This AGWResNet was built with include_layer4=False and has no ID branch; "
                 "expected include_layer4=True to call `id_map`."
             )
-        return self.id_branch(backbone_map, training=training)
+        x = self.id_branch(self._to_compute(backbone_map), training=training)
+        return self._from_compute(x)
 
     def call(self, inputs, training=None):
-        x3 = self.backbone_map(inputs, training=training)
-        outputs = {"layer3": x3}
+        x3 = self._backbone_map(self._to_compute(inputs), training=training)
+        outputs = {"layer3": self._from_compute(x3)}
         if self.id_branch is not None:
-            outputs["layer4"] = self.id_branch(x3, training=training)
+            x4 = self.id_branch(x3, training=training)
+            outputs["layer4"] = self._from_compute(x4)
         return outputs
 
     def get_config(self):

@@ -3,6 +3,12 @@
 import keras
 from keras import ops
 
+from keras_asanet.layers.data_format import (
+    compute_data_format,
+    from_compute,
+    shape_to_compute,
+    to_compute,
+)
 from keras_asanet.layers.validation import standardize_data_format
 
 
@@ -119,6 +125,8 @@ class BottleneckBlock(keras.layers.Layer):
         self.bn_momentum = float(bn_momentum)
         self.data_format = standardize_data_format(data_format)
         self._channel_axis = -1 if self.data_format == "channels_last" else 1
+        # The format the sublayers run in: channels-last on TensorFlow-CPU (see data_format.py).
+        self._compute_format = compute_data_format(self.data_format)
         self.output_channels = self.filters * self.expansion
 
         stride_1x1 = self.strides if self.stride_in_1x1 else 1
@@ -126,7 +134,7 @@ class BottleneckBlock(keras.layers.Layer):
         self.conv1 = self._conv(self.filters, 1, stride_1x1, "conv1")
         self.bn1 = self._bn("bn1")
         self.pad2 = keras.layers.ZeroPadding2D(
-            1, data_format=self.data_format, dtype=self.dtype_policy, name="pad2"
+            1, data_format=self._compute_format, dtype=self.dtype_policy, name="pad2"
         )
         self.conv2 = self._conv(self.filters, 3, stride_3x3, "conv2")
         self.bn2 = self._bn("bn2")
@@ -144,14 +152,14 @@ class BottleneckBlock(keras.layers.Layer):
             padding="valid",
             use_bias=False,
             kernel_initializer=keras.initializers.deserialize(self.kernel_initializer),
-            data_format=self.data_format,
+            data_format=self._compute_format,
             dtype=self.dtype_policy,
             name=name,
         )
 
     def _bn(self, name):
         return keras.layers.BatchNormalization(
-            axis=self._channel_axis,
+            axis=-1 if self._compute_format == "channels_last" else 1,
             epsilon=self.bn_epsilon,
             momentum=self.bn_momentum,
             dtype=self.dtype_policy,
@@ -182,6 +190,7 @@ class BottleneckBlock(keras.layers.Layer):
             )
         self.has_projection = needs if self.use_projection is None else self.use_projection
 
+        input_shape = shape_to_compute(input_shape, self.data_format, self._compute_format)
         shape = input_shape
         self.conv1.build(shape)
         shape = self.conv1.compute_output_shape(shape)
@@ -201,6 +210,7 @@ class BottleneckBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
+        inputs = to_compute(inputs, self.data_format, self._compute_format)
         x = self.conv1(inputs)
         x = ops.relu(self.bn1(x, training=training))
         x = self.conv2(self.pad2(x))
@@ -210,7 +220,7 @@ class BottleneckBlock(keras.layers.Layer):
             shortcut = self.shortcut_bn(self.shortcut_conv(inputs), training=training)
         else:
             shortcut = inputs
-        return ops.relu(x + shortcut)
+        return from_compute(ops.relu(x + shortcut), self.data_format, self._compute_format)
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)

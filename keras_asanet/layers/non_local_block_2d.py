@@ -3,6 +3,12 @@
 import keras
 from keras import ops
 
+from keras_asanet.layers.data_format import (
+    compute_data_format,
+    from_compute,
+    shape_to_compute,
+    to_compute,
+)
 from keras_asanet.layers.validation import standardize_data_format
 
 
@@ -112,6 +118,8 @@ class NonLocalBlock2D(keras.layers.Layer):
         self.bn_momentum = float(bn_momentum)
         self.data_format = standardize_data_format(data_format)
         self._channel_axis = -1 if self.data_format == "channels_last" else 1
+        # The format the sublayers run in: channels-last on TensorFlow-CPU (see data_format.py).
+        self._compute_format = compute_data_format(self.data_format)
 
     def _conv(self, filters, name):
         return keras.layers.Conv2D(
@@ -120,7 +128,7 @@ class NonLocalBlock2D(keras.layers.Layer):
             use_bias=True,
             kernel_initializer=keras.initializers.deserialize(self.kernel_initializer),
             bias_initializer="zeros",
-            data_format=self.data_format,
+            data_format=self._compute_format,
             dtype=self.dtype_policy,
             name=name,
         )
@@ -152,7 +160,7 @@ class NonLocalBlock2D(keras.layers.Layer):
         self.w_conv = self._conv(channels, "w_conv")
         gamma = "zeros" if self.zero_init else "ones"
         self.w_bn = keras.layers.BatchNormalization(
-            axis=self._channel_axis,
+            axis=-1 if self._compute_format == "channels_last" else 1,
             epsilon=self.bn_epsilon,
             momentum=self.bn_momentum,
             gamma_initializer=gamma,
@@ -160,6 +168,7 @@ class NonLocalBlock2D(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="w_bn",
         )
+        input_shape = shape_to_compute(input_shape, self.data_format, self._compute_format)
         for conv in (self.g, self.theta, self.phi):
             conv.build(input_shape)
         inner_shape = self.g.compute_output_shape(input_shape)
@@ -169,11 +178,12 @@ class NonLocalBlock2D(keras.layers.Layer):
 
     def _positions(self, t):
         """`(N, H, W, C_i)` or `(N, C_i, H, W)` -> channels-last `(N, H, W, C_i)`."""
-        if self.data_format == "channels_first":
+        if self._compute_format == "channels_first":
             t = ops.transpose(t, (0, 2, 3, 1))
         return t
 
     def call(self, inputs, training=None):
+        inputs = to_compute(inputs, self.data_format, self._compute_format)
         theta = self._positions(self.theta(inputs))
         phi = self._positions(self.phi(inputs))
         g = self._positions(self.g(inputs))
@@ -186,9 +196,10 @@ class NonLocalBlock2D(keras.layers.Layer):
         num_positions = ops.cast(ops.shape(f)[-1], f.dtype)
         y = ops.matmul(f / num_positions, g)
         y = ops.reshape(y, nhwc_shape)
-        if self.data_format == "channels_first":
+        if self._compute_format == "channels_first":
             y = ops.transpose(y, (0, 3, 1, 2))
-        return inputs + self.w_bn(self.w_conv(y), training=training)
+        outputs = inputs + self.w_bn(self.w_conv(y), training=training)
+        return from_compute(outputs, self.data_format, self._compute_format)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
