@@ -169,6 +169,9 @@ class ASRE(keras.layers.Layer):
                 use_bias=use_bias,
                 activation=activation,
                 kernel_initializer=self.kernel_initializer,
+                # `call` works channels-last whatever `data_format` (and whatever
+                # `keras.config.image_data_format()`) is, so the convolutions do too.
+                data_format="channels_last",
                 dtype=self.dtype_policy,
                 name=name,
             )

@@ -163,6 +163,26 @@ class ASRETest(TestCase):
         self.assertAllClose(to_np(out_first).transpose(0, 2, 3, 1), out_last, atol=1e-5)
         self.assertAllClose(to_np(mask_first).transpose(0, 2, 3, 1), mask_last, atol=1e-5)
 
+    def test_global_channels_first_default_does_not_reach_the_inner_convolutions(self):
+        # ASRE transposes to channels-last itself; its 1x1 convolutions must not follow
+        # `keras.config.image_data_format()`.
+        last = ASRE(return_mask=True, data_format="channels_last")
+        last([self.x_i, self.x_a])
+        randomize(last)
+        x_first = [self.x_i.transpose(0, 3, 1, 2), self.x_a.transpose(0, 3, 1, 2)]
+        previous = keras.config.image_data_format()
+        keras.config.set_image_data_format("channels_first")
+        try:
+            first = ASRE(return_mask=True)
+            self.assertEqual(first.data_format, "channels_first")
+            first(x_first)
+            first.set_weights(last.get_weights())
+            out_first, _ = first(x_first)
+        finally:
+            keras.config.set_image_data_format(previous)
+        out_last, _ = last([self.x_i, self.x_a])
+        self.assertAllClose(to_np(out_first).transpose(0, 2, 3, 1), out_last, atol=1e-5)
+
     def test_alpha_zero_is_identity_and_attention_mixes_positions(self):
         layer = ASRE(alpha=0.0)
         self.assertAllClose(layer([self.x_i, self.x_a]), self.x_i, atol=1e-6)
