@@ -166,7 +166,9 @@ class AGWResNet(keras.Model):
         bn_epsilon: float. Defaults to `1e-5` (PyTorch).
         bn_momentum: float (Keras convention). Defaults to `0.9` (PyTorch `momentum=0.1`).
         data_format: `"channels_last"` or `"channels_first"`; `None` uses
-            `keras.config.image_data_format()`.
+            `keras.config.image_data_format()`. On TensorFlow without a GPU a channels-first
+            layer computes channels-last inside (same weights), as TensorFlow's CPU
+            convolutions may not support channels-first.
         **kwargs: base `keras.Model` arguments (`name`, `dtype`, ...).
 
     Call arguments:

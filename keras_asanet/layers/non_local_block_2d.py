@@ -57,7 +57,9 @@ class NonLocalBlock2D(keras.layers.Layer):
         bn_epsilon: float, batch-norm epsilon. Defaults to `1e-5` (PyTorch).
         bn_momentum: float, batch-norm momentum (Keras convention). Defaults to `0.9`.
         data_format: `"channels_last"` or `"channels_first"`; `None` uses
-            `keras.config.image_data_format()`.
+            `keras.config.image_data_format()`. On TensorFlow without a GPU a channels-first
+            layer computes channels-last inside (same weights), as TensorFlow's CPU
+            convolutions may not support channels-first.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
