@@ -13,6 +13,25 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+#: The first Keras release with `keras.optimizers.MultiOptimizer` and `OptimizerMap`; the floor
+#: of the `keras` requirement in pyproject.toml.
+MIN_KERAS_VERSION = "3.15"
+
+
+def require_multi_optimizer():
+    """Raises an ImportError saying what to install if this Keras lacks `MultiOptimizer`."""
+    missing = [
+        name for name in ("MultiOptimizer", "OptimizerMap") if not hasattr(keras.optimizers, name)
+    ]
+    if missing:
+        raise ImportError(
+            "keras_asanet.training.make_optimizer needs keras.optimizers."
+            f"{' and keras.optimizers.'.join(missing)}, added in Keras {MIN_KERAS_VERSION}; "
+            f"found Keras {keras.__version__}. Upgrade with "
+            f'`python -m pip install -U "keras>={MIN_KERAS_VERSION}"` (keras-asanet requires '
+            f"keras>={MIN_KERAS_VERSION})."
+        )
+
 
 @keras.saving.register_keras_serializable(package="keras_asanet")
 class CoupledWeightDecayAdam(keras.optimizers.Adam):
@@ -112,7 +131,11 @@ def make_optimizer(
 
     Returns:
         A `keras.optimizers.MultiOptimizer`.
+
+    Raises:
+        ImportError: the installed Keras is older than 3.15 (no `MultiOptimizer`).
     """
+    require_multi_optimizer()
     if center_loss_weight <= 0:
         raise ValueError(f"center_loss_weight (lambda_cent) must be > 0, got {center_loss_weight}.")
     if center_learning_rate <= 0:

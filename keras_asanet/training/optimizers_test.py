@@ -1,8 +1,12 @@
+import os
+import re
+
 import keras
 import numpy as np
 
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.training.optimizers import (
+    MIN_KERAS_VERSION,
     CoupledWeightDecayAdam,
     make_optimizer,
     step_decay_schedule,
@@ -105,3 +109,23 @@ class OptimizersTest(TestCase):
             step_decay_schedule(0.0, [1], 1)
         with self.assertRaisesRegex(ValueError, "lambda_cent"):
             make_optimizer(center_loss_weight=0)
+
+
+class KerasVersionTest(TestCase):
+    def test_old_keras_without_multi_optimizer_gets_a_clear_import_error(self):
+        saved = keras.optimizers.MultiOptimizer
+        del keras.optimizers.MultiOptimizer  # as in Keras < 3.15
+        try:
+            with self.assertRaisesRegex(ImportError, r"MultiOptimizer.*Keras 3\.15.*keras>=3\.15"):
+                make_optimizer()
+        finally:
+            keras.optimizers.MultiOptimizer = saved
+        self.assertIsInstance(make_optimizer(), keras.optimizers.MultiOptimizer)
+
+    def test_pyproject_keras_floor_is_the_multi_optimizer_release(self):
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        with open(os.path.join(root, "pyproject.toml")) as f:
+            floors = re.findall(r'"keras>=([0-9.]+)', f.read())
+        self.assertEqual(floors, [MIN_KERAS_VERSION])
+        installed = tuple(int(p) for p in re.findall(r"\d+", keras.__version__)[:2])
+        self.assertGreaterEqual(installed, tuple(int(p) for p in MIN_KERAS_VERSION.split(".")))
