@@ -1,0 +1,409 @@
+"""Do ASA-Net's ASRE masks point at the person? Scored against ground-truth label maps.
+
+The synthetic dataset writes a label map `<frame>_mask.png` beside every frame (values in
+`keras_asanet.data.synthetic.MASK_LABELS`; the person is `label > 0`). `mask_score` runs the
+model with `return_masks=True`, keeps the top-k% positions of each frame's ASRE mask and
+measures their IoU with the ground-truth person (and with the clothing / hat / bag regions),
+beside the same IoU for a fixed centre prior: a mask that does not beat "the middle of the box"
+has not learned where the person is.
+
+How the ground truth meets the mask grid. The model sees each frame resized to `image_size`
+and its masks are on the `(h, w)` grid of its feature maps, each cell covering an equal
+`1/h x 1/w` share of the frame. The full-resolution label map is area-averaged into that grid
+(`cell_fractions`: the exact fraction of each cell's area covered by the region) and a cell
+counts as the region when at least half of it is (`threshold=0.5`). Frames whose region
+covers no cell are left out of that region's mean (and counted).
+
+The pure pieces (`cell_fractions`, `centre_prior`, `top_k_positions`, `top_k_iou`) are
+numpy-only; `mask_score` imports Keras when called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+from PIL import Image
+
+from keras_asanet.data.frame_sampling import evenly_spaced
+from keras_asanet.data.image_io import read_frame
+from keras_asanet.data.synthetic import MASK_LABELS, mask_path
+
+#: Regions scored beside the whole person: name -> label values (`MASK_LABELS`).
+DEFAULT_REGIONS = {
+    "top": (MASK_LABELS["top"],),
+    "bottom": (MASK_LABELS["bottom"],),
+    "hat": (MASK_LABELS["hat"],),
+    "bag": (MASK_LABELS["bag"],),
+}
+MASK_KEYS = ("re_mask", "ir_mask")
+
+
+# ------------------------------------------------------------------------ pure numpy parts
+
+
+def _area_weights(size, cells):
+    """`(cells, size)`: the share of cell `i` covered by pixel `j` (rows sum to 1)."""
+    edges = np.arange(cells + 1) * (size / cells)
+    pixel = np.arange(size)
+    lo = np.maximum(edges[:-1, None], pixel[None, :])
+    hi = np.minimum(edges[1:, None], pixel[None, :] + 1)
+    return np.clip(hi - lo, 0.0, None) / (size / cells)
+
+
+def cell_fractions(region, grid):
+    """Area-averages binary maps into a coarser grid: the fraction of each cell covered.
+
+    Args:
+        region: `(..., H, W)` bool or 0/1 maps at full resolution.
+        grid: `(h, w)` cells; any size (cells need not align with pixels: a pixel split
+            between two cells counts in both by the share of it each holds).
+
+    Returns:
+        `(..., h, w)` float64 in [0, 1].
+    """
+    region = np.asarray(region, np.float64)
+    rows = _area_weights(region.shape[-2], int(grid[0]))
+    cols = _area_weights(region.shape[-1], int(grid[1]))
+    return np.einsum("ih,...hw,jw->...ij", rows, region, cols)
+
+
+def centre_prior(grid):
+    """A fixed centre-weighted map: an ellipse-shaped Gaussian over the grid, peaking at the
+    frame's centre (standard deviations a quarter of its height and width).
+
+    Args:
+        grid: `(h, w)`.
+
+    Returns:
+        `(h, w)` float64; only its order matters for `top_k_positions`.
+    """
+    h, w = int(grid[0]), int(grid[1])
+    y = (np.arange(h) + 0.5) / h - 0.5
+    x = (np.arange(w) + 0.5) / w - 0.5
+    return np.exp(-0.5 * ((y[:, None] / 0.25) ** 2 + (x[None, :] / 0.25) ** 2))
+
+
+def _num_top(top_k, cells):
+    if not 0.0 < float(top_k) <= 1.0:
+        raise ValueError(f"top_k must be a fraction in (0, 1], got {top_k}.")
+    return max(1, int(round(float(top_k) * cells)))
+
+
+def top_k_positions(scores, top_k=0.2):
+    """The `top_k` fraction of highest-scoring positions of each map.
+
+    Args:
+        scores: `(..., h, w)` maps.
+        top_k: fraction of the `h * w` positions kept, in (0, 1]; at least one position is
+            kept (`k = max(1, round(top_k * h * w))`).
+
+    Returns:
+        `(..., h, w)` bool with exactly `k` True per map. Ties are broken by position (the
+        lower flat index first), so the choice is deterministic.
+    """
+    scores = np.asarray(scores, np.float64)
+    h, w = scores.shape[-2:]
+    k = _num_top(top_k, h * w)
+    flat = scores.reshape(-1, h * w)
+    order = np.argsort(-flat, axis=1, kind="stable")[:, :k]
+    keep = np.zeros(flat.shape, bool)
+    np.put_along_axis(keep, order, True, axis=1)
+    return keep.reshape(scores.shape)
+
+
+def top_k_iou(scores, region, top_k=0.2):
+    """IoU of each map's top-k% positions with a region, per map.
+
+    Args:
+        scores: `(N, h, w)` maps (or `(h, w)`, broadcast against `region`, e.g. the
+            `centre_prior`).
+        region: `(N, h, w)` bool ground truth on the same grid.
+        top_k: see `top_k_positions`.
+
+    Returns:
+        `(N,)` float64 IoU `|top ∩ region| / |top ∪ region|`, NaN where the region is empty
+        (no ground truth to point at; left out by `np.nanmean`).
+    """
+    region = np.asarray(region, bool)
+    top = top_k_positions(scores, top_k)
+    top = np.broadcast_to(top, region.shape)
+    inter = np.logical_and(top, region).sum(axis=(-2, -1))
+    union = np.logical_or(top, region).sum(axis=(-2, -1))
+    empty = region.sum(axis=(-2, -1)) == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(empty, np.nan, inter / np.maximum(union, 1))
+
+
+def best_top_k_iou(region, top_k=0.2):
+    """The highest IoU any choice of the top-k% positions can reach with each region map:
+    `min(k, n) / max(k, n)` for a region of `n` cells (NaN where `n = 0`)."""
+    region = np.asarray(region, bool)
+    h, w = region.shape[-2:]
+    k = _num_top(top_k, h * w)
+    n = region.sum(axis=(-2, -1)).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n == 0, np.nan, np.minimum(n, k) / np.maximum(n, k))
+
+
+# ------------------------------------------------------------------------------ the score
+
+
+@dataclasses.dataclass
+class MaskScore:
+    """What `mask_score` measured (IoUs in [0, 1], means over the scored frames).
+
+    Attributes:
+        re_iou: IoU of the ID-relevant ASRE mask's top-k% positions with the person.
+        ir_iou: the same for the ID-irrelevant mask.
+        centre_iou: the same for the fixed `centre_prior` (the bar to beat).
+        best_iou: the highest IoU any k positions could reach (`best_top_k_iou`): with the
+            person covering more or fewer than k cells, 1.0 is out of reach.
+        regions: per attribute region, a dict of `re_iou`, `ir_iou`, `centre_iou`,
+            `best_iou` and `num_frames` (frames where the region covers a cell; the IoUs
+            are `None` when none does).
+        num_frames: frames scored (person covering at least one cell).
+        num_frames_skipped: frames left out because their person covered no cell.
+        num_tracklets: tracklets the frames came from.
+        grid: `(h, w)` of the masks.
+        top_k: the fraction of positions kept.
+        image_size: `(height, width)` the frames were resized to.
+        threshold: the cell-coverage fraction at which a cell counts as the region.
+    """
+
+    re_iou: float
+    ir_iou: float
+    centre_iou: float
+    best_iou: float
+    regions: dict
+    num_frames: int
+    num_frames_skipped: int
+    num_tracklets: int
+    grid: tuple
+    top_k: float
+    image_size: tuple
+    threshold: float = 0.5
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["grid"] = list(self.grid)
+        out["image_size"] = list(self.image_size)
+        return out
+
+    def __str__(self) -> str:
+        h, w = self.grid
+        lines = [
+            f"Mask score: top {100 * self.top_k:g}% of the {h}x{w} mask positions vs the "
+            f"ground-truth person, IoU over {self.num_frames} frames of {self.num_tracklets} "
+            f"tracklets ({self.image_size[0]}x{self.image_size[1]} input)",
+            f"  re-mask {self.re_iou:.3f}  ir-mask {self.ir_iou:.3f}  centre prior "
+            f"{self.centre_iou:.3f}  (best possible {self.best_iou:.3f})",
+        ]
+        for name, r in self.regions.items():
+            if r["num_frames"]:
+                lines.append(
+                    f"  {name:<7s}: re-mask {r['re_iou']:.3f}  ir-mask {r['ir_iou']:.3f}  "
+                    f"centre prior {r['centre_iou']:.3f}  (best {r['best_iou']:.3f}, "
+                    f"{r['num_frames']} frames)"
+                )
+            else:
+                lines.append(f"  {name:<7s}: covers no cell of the {h}x{w} grid in any frame")
+        if self.num_frames_skipped:
+            lines.append(
+                f"  ({self.num_frames_skipped} frames skipped: their person covers no cell)"
+            )
+        return "\n".join(lines)
+
+
+def has_masks(tracklet) -> bool:
+    """Whether a tracklet's first frame has a ground-truth `<frame>_mask.png` beside it."""
+    return os.path.isfile(mask_path(tracklet.frames[0]))
+
+
+def read_label_map(frame_path) -> np.ndarray:
+    """The `(H, W)` uint8 label map written beside a frame (`<frame>_mask.png`)."""
+    path = mask_path(frame_path)
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img, dtype=np.uint8)
+    except FileNotFoundError:
+        raise ValueError(
+            f"Label map {path!r} of frame {frame_path!r} does not exist; mask_score needs "
+            "tracklets whose every frame has one (the synthetic dataset writes them)."
+        ) from None
+
+
+def _pick_tracklets(tracklets, max_tracklets):
+    if max_tracklets is None or len(tracklets) <= int(max_tracklets):
+        return tracklets
+    if int(max_tracklets) < 1:
+        raise ValueError(f"max_tracklets must be >= 1 or None, got {max_tracklets}.")
+    index = np.linspace(0, len(tracklets) - 1, int(max_tracklets)).round().astype(int)
+    return [tracklets[i] for i in np.unique(index)]
+
+
+def _no_grad():
+    import contextlib
+
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
+def mask_score(
+    model,
+    tracklets,
+    top_k=0.2,
+    seq_len=4,
+    image_size=None,
+    batch_size=8,
+    max_tracklets=None,
+    regions=None,
+    threshold=0.5,
+) -> MaskScore:
+    """Scores where an ASA-Net's ASRE masks point against ground-truth person masks.
+
+    Why it exists: re-ID numbers alone do not say whether the attribute branches guide the
+    identity features to the person (the paper's claim for ASRE, §III-B) or whether the masks
+    are noise. On data with label maps (the synthetic dataset) this measures it, beside a
+    centre prior that knows nothing about the image.
+
+    For each tracklet, `seq_len` evenly spaced frames are decoded and resized exactly like the
+    model evaluation's (RGB float in [0, 255]) and run through
+    `model(clips, training=False, return_masks=True)`. For every frame and each mask, the
+    top-k% positions are compared with the ground-truth person on the mask grid (see the
+    module docstring for the area-averaging and the threshold), and IoUs are averaged over
+    frames. ASRE's mask is linear by default (no activation); its highest values are taken
+    as the positions it attends to (a mask that learned the opposite sign, with a negative
+    `alpha`, would score below the centre prior).
+
+    Args:
+        model: an `ASANet` (anything whose call accepts `training` and `return_masks` and
+            returns `(output, {"re_mask": (B, T, h, w), "ir_mask": (B, T, h, w)})`).
+        tracklets: a sequence of `Tracklet`; those without label maps are ignored.
+        top_k: fraction of the mask positions kept per frame, in (0, 1].
+        seq_len: frames per tracklet (evenly spaced), run as one clip.
+        image_size: `(height, width)` the frames are resized to; by default the model's
+            input size if fixed, else `(256, 128)` (`resolve_image_size`). Pass the
+            evaluation's size.
+        batch_size: clips per model call.
+        max_tracklets: score at most this many tracklets, evenly spread over the list
+            (deterministic), or `None` for all.
+        regions: dict region name -> label values scored beside the person; default
+            top, bottom, hat and bag (`DEFAULT_REGIONS`).
+        threshold: a cell counts as a region when that fraction of it is covered.
+
+    Returns:
+        A `MaskScore`.
+
+    Raises:
+        ValueError: no tracklet has label maps, or the model returns no masks.
+
+    Example:
+
+    >>> score = mask_score(model, dataset.query, image_size=(64, 32))  # doctest: +SKIP
+    >>> print(score)                                                    # doctest: +SKIP
+    """
+    from keras import ops
+
+    from keras_asanet.evaluation.feature_extraction import resolve_image_size
+
+    tracklets = list(tracklets)
+    scored = [t for t in tracklets if has_masks(t)]
+    if not scored:
+        raise ValueError(
+            f"None of the {len(tracklets)} tracklets has ground-truth label maps "
+            "(<frame>_mask.png beside its frames); mask_score needs a dataset that writes "
+            "them, such as keras_asanet.data.make_synthetic_mars."
+        )
+    scored = _pick_tracklets(scored, max_tracklets)
+    if int(seq_len) < 1 or int(batch_size) < 1:
+        raise ValueError(f"seq_len and batch_size must be >= 1, got {seq_len}, {batch_size}.")
+    if not 0.0 < float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}.")
+    _num_top(top_k, 1)
+    seq_len, batch_size = int(seq_len), int(batch_size)
+    image_size = resolve_image_size(model, image_size)
+    regions = dict(DEFAULT_REGIONS if regions is None else regions)
+
+    masks = {key: [] for key in MASK_KEYS}
+    labels = []
+    for start in range(0, len(scored), batch_size):
+        batch = scored[start : start + batch_size]
+        paths = [[t.frames[j] for j in evenly_spaced(t.num_frames, seq_len)] for t in batch]
+        clips = np.stack(
+            [np.stack([read_frame(p, image_size) for p in clip]) for clip in paths]
+        ).astype(np.float32)
+        with _no_grad():
+            outputs = model(clips, training=False, return_masks=True)
+        if not (isinstance(outputs, (tuple, list)) and len(outputs) == 2):
+            raise ValueError(
+                "mask_score needs a model returning (output, masks) when called with "
+                f"return_masks=True, got {type(outputs).__name__}."
+            )
+        for key in MASK_KEYS:
+            if key not in outputs[1]:
+                raise ValueError(f"The model's masks have no {key!r}; keys {sorted(outputs[1])}.")
+            value = np.asarray(ops.convert_to_numpy(outputs[1][key]), np.float64)
+            if value.ndim == 5 and value.shape[-1] == 1:
+                value = value[..., 0]
+            if value.shape[:2] != (len(batch), seq_len) or value.ndim != 4:
+                raise ValueError(
+                    f"The model's {key} has shape {value.shape}; expected "
+                    f"({len(batch)}, {seq_len}, h, w)."
+                )
+            masks[key].append(value.reshape(-1, *value.shape[2:]))
+        labels += [read_label_map(p) for clip in paths for p in clip]
+    masks = {key: np.concatenate(v) for key, v in masks.items()}
+    grid = masks["re_mask"].shape[1:]
+
+    def region_cells(select):
+        return np.stack([cell_fractions(select(lab), grid) >= threshold for lab in labels])
+
+    def score(region):
+        frames = region.any(axis=(1, 2))
+        if not frames.any():
+            return {
+                "re_iou": None,
+                "ir_iou": None,
+                "centre_iou": None,
+                "best_iou": None,
+                "num_frames": 0,
+            }
+        r = region[frames]
+        return {
+            "re_iou": float(np.mean(top_k_iou(masks["re_mask"][frames], r, top_k))),
+            "ir_iou": float(np.mean(top_k_iou(masks["ir_mask"][frames], r, top_k))),
+            "centre_iou": float(np.mean(top_k_iou(centre_prior(grid), r, top_k))),
+            "best_iou": float(np.mean(best_top_k_iou(r, top_k))),
+            "num_frames": int(frames.sum()),
+        }
+
+    person = score(region_cells(lambda lab: lab > 0))
+    if not person["num_frames"]:
+        raise ValueError(
+            f"In none of the {len(labels)} frames does the person cover {threshold:.0%} of a "
+            f"cell of the {grid[0]}x{grid[1]} mask grid; use larger frames (image_size)."
+        )
+    return MaskScore(
+        re_iou=person["re_iou"],
+        ir_iou=person["ir_iou"],
+        centre_iou=person["centre_iou"],
+        best_iou=person["best_iou"],
+        regions={
+            name: score(region_cells(lambda lab, v=v: np.isin(lab, np.atleast_1d(v))))
+            for name, v in regions.items()
+        },
+        num_frames=person["num_frames"],
+        num_frames_skipped=len(labels) - person["num_frames"],
+        num_tracklets=len(scored),
+        grid=(int(grid[0]), int(grid[1])),
+        top_k=float(top_k),
+        image_size=tuple(image_size),
+        threshold=float(threshold),
+    )

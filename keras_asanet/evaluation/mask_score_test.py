@@ -1,0 +1,178 @@
+import glob
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from keras_asanet.data.frame_sampling import evenly_spaced
+from keras_asanet.evaluation.feature_extraction_test import write_tracklets
+from keras_asanet.evaluation.mask_score import (
+    MaskScore,
+    best_top_k_iou,
+    cell_fractions,
+    centre_prior,
+    mask_score,
+    top_k_iou,
+    top_k_positions,
+)
+from keras_asanet.tests.test_case import TestCase
+
+
+class MaskArithmeticTest(TestCase):
+    def test_cell_fractions_aligned(self):
+        region = np.zeros((4, 4), bool)
+        region[:2, :2] = True
+        region[3, 3] = True
+        np.testing.assert_allclose(cell_fractions(region, (2, 2)), [[1.0, 0.0], [0.0, 0.25]])
+        np.testing.assert_allclose(cell_fractions(region, (1, 1)), [[5 / 16]])
+        np.testing.assert_allclose(cell_fractions(region, (4, 4)), region.astype(float))
+
+    def test_cell_fractions_unaligned(self):
+        # 3 pixel rows into 2 cells of 1.5 rows: cell 0 = row 0 + half of row 1.
+        region = np.array([[1], [0], [1]], bool)
+        np.testing.assert_allclose(cell_fractions(region, (2, 1)), [[2 / 3], [2 / 3]])
+        region = np.array([[1], [1], [0]], bool)
+        np.testing.assert_allclose(cell_fractions(region, (2, 1)), [[1.0], [1 / 3]])
+        # Batched.
+        batch = np.stack([np.ones((3, 2)), np.zeros((3, 2))])
+        np.testing.assert_allclose(cell_fractions(batch, (2, 1)), [[[1], [1]], [[0], [0]]])
+
+    def test_top_k_positions_and_ties(self):
+        scores = np.array([[3.0, 1.0], [2.0, 0.0]])
+        np.testing.assert_array_equal(top_k_positions(scores, 0.5), [[True, False], [True, False]])
+        # k = max(1, round(0.1 * 4)) = 1
+        np.testing.assert_array_equal(top_k_positions(scores, 0.1), [[True, False], [False, False]])
+        # Ties: the lower flat index first.
+        ties = np.ones((2, 3))
+        np.testing.assert_array_equal(
+            top_k_positions(ties, 0.5), [[True, True, True], [False, False, False]]
+        )
+        with self.assertRaisesRegex(ValueError, "top_k must be a fraction"):
+            top_k_positions(scores, 1.5)
+
+    def test_top_k_iou(self):
+        scores = np.array([[[3.0, 1.0], [2.0, 0.0]], [[0.0, 0.0], [5.0, 4.0]]])
+        region = np.array([[[1, 1], [0, 0]], [[0, 0], [0, 0]]], bool)
+        iou = top_k_iou(scores, region, 0.5)
+        # Frame 0: top = {(0,0), (1,0)}, region = {(0,0), (0,1)}: 1 / 3. Frame 1: no region.
+        self.assertAlmostEqual(iou[0], 1 / 3)
+        self.assertTrue(np.isnan(iou[1]))
+        region[1] = [[0, 0], [1, 1]]
+        np.testing.assert_allclose(top_k_iou(scores, region, 0.5), [1 / 3, 1.0])
+        np.testing.assert_allclose(best_top_k_iou(region, 0.5), [1.0, 1.0])
+        np.testing.assert_allclose(best_top_k_iou(region, 0.25), [0.5, 0.5])
+        np.testing.assert_allclose(best_top_k_iou(region, 1.0), [0.5, 0.5])
+
+    def test_centre_prior(self):
+        prior = centre_prior((5, 3))
+        self.assertEqual(prior.shape, (5, 3))
+        self.assertEqual(np.unravel_index(np.argmax(prior), prior.shape), (2, 1))
+        np.testing.assert_allclose(prior, prior[::-1, ::-1])
+        # The centre column beats the border at the same row; the middle row beats the top.
+        self.assertGreater(prior[2, 1], prior[2, 0])
+        self.assertGreater(prior[2, 0], prior[0, 0])
+        region = np.zeros((2, 5, 3), bool)
+        region[0, 1:4, 1] = True  # a centred person
+        region[1, 0, :] = True  # a person in the top row only
+        iou = top_k_iou(prior, region, 0.2)  # k = 3: the three central cells of the column
+        np.testing.assert_allclose(iou, [1.0, 0.0])
+
+
+class MaskScoreTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+
+        from keras_asanet.data import Mars, make_synthetic_mars
+        from keras_asanet.models import ASANet
+
+        cls._tmp = tempfile.TemporaryDirectory()
+        root = os.path.join(cls._tmp.name, "synthetic")
+        make_synthetic_mars(
+            root, num_identities=8, image_size=(32, 16), seed=3, frames_per_tracklet=(3, 6)
+        )
+        cls.dataset = Mars(root)
+        cls.model = ASANet.from_preset("asanet_tiny", num_identities=4, attribute_schema="mars")
+        cls.model.build_for_input((None, 2, 64, 32, 3))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._tmp.cleanup()
+        super().tearDownClass()
+
+    def test_scores_the_tiny_model(self):
+        tracklets = self.dataset.query + self.dataset.gallery
+        score = mask_score(
+            self.model, tracklets, seq_len=2, image_size=(64, 32), max_tracklets=5, batch_size=2
+        )
+        self.assertIsInstance(score, MaskScore)
+        self.assertEqual(score.grid, (4, 2))
+        self.assertEqual(score.num_tracklets, 5)
+        self.assertEqual(score.num_frames + score.num_frames_skipped, 5 * 2)
+        self.assertGreater(score.num_frames, 0)
+        for value in (score.re_iou, score.ir_iou, score.centre_iou):
+            self.assertGreaterEqual(value, 0.0)
+            self.assertLessEqual(value, score.best_iou + 1e-9)
+        self.assertEqual(set(score.regions), {"top", "bottom", "hat", "bag"})
+        text = str(score)
+        self.assertIn("Mask score: top 20% of the 4x2 mask positions", text)
+        self.assertIn("centre prior", text)
+        d = json.loads(json.dumps(score.to_dict()))
+        self.assertEqual(d["grid"], [4, 2])
+        self.assertEqual(d["num_tracklets"], 5)
+
+    def test_matches_a_hand_computation(self):
+        """One tracklet, scored by hand from the model's masks and the label files."""
+        from keras import ops
+
+        tracklet = self.dataset.query[0]
+        score = mask_score(self.model, [tracklet], seq_len=3, image_size=(64, 32), top_k=0.25)
+        frames = [tracklet.frames[j] for j in evenly_spaced(tracklet.num_frames, 3)]
+        clip = np.stack(
+            [
+                np.asarray(Image.open(f).convert("RGB").resize((32, 64), Image.BILINEAR))
+                for f in frames
+            ]
+        ).astype(np.float32)[None]
+        _, masks = self.model(clip, training=False, return_masks=True)
+        re = np.asarray(ops.convert_to_numpy(masks["re_mask"]))[0]
+        labels = [np.asarray(Image.open(f[:-4] + "_mask.png")) for f in frames]
+        person = np.stack([cell_fractions(lab > 0, (4, 2)) >= 0.5 for lab in labels])
+        keep = person.any(axis=(1, 2))
+        self.assertEqual(score.num_frames, int(keep.sum()))
+        self.assertGreater(score.num_frames, 0)
+        expected = np.mean(top_k_iou(re[keep], person[keep], 0.25))
+        self.assertAlmostEqual(score.re_iou, expected, places=5)
+        centre = np.mean(top_k_iou(centre_prior((4, 2)), person[keep], 0.25))
+        self.assertAlmostEqual(score.centre_iou, centre, places=9)
+        top = np.stack([cell_fractions(lab == 2, (4, 2)) >= 0.5 for lab in labels])
+        if top.any():
+            self.assertEqual(score.regions["top"]["num_frames"], int(top.any(axis=(1, 2)).sum()))
+
+    def test_max_tracklets_is_deterministic_and_spread(self):
+        tracklets = self.dataset.gallery
+        a = mask_score(self.model, tracklets, seq_len=1, image_size=(64, 32), max_tracklets=3)
+        b = mask_score(self.model, tracklets, seq_len=1, image_size=(64, 32), max_tracklets=3)
+        self.assertEqual(a.to_dict(), b.to_dict())
+        self.assertEqual(a.num_tracklets, 3)
+
+    def test_no_masks_is_a_clear_error(self):
+        plain = write_tracklets(self.get_temp_dir(), [2, 3])
+        with self.assertRaisesRegex(ValueError, "None of the 2 tracklets has ground-truth"):
+            mask_score(self.model, plain, image_size=(64, 32))
+
+    def test_missing_label_map_names_the_file(self):
+        import shutil
+
+        folder = self.get_temp_dir()
+        tracklet = self.dataset.query[0]
+        for f in glob.glob(os.path.dirname(tracklet.frames[0]) + "/*"):
+            shutil.copy(f, folder)
+        frames = tuple(os.path.join(folder, os.path.basename(f)) for f in tracklet.frames)
+        os.remove(frames[-1][:-4] + "_mask.png")
+        import dataclasses
+
+        broken = dataclasses.replace(tracklet, frames=frames)
+        with self.assertRaisesRegex(ValueError, "_mask.png' of frame"):
+            mask_score(self.model, [broken], seq_len=tracklet.num_frames, image_size=(64, 32))
