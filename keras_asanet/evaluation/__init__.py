@@ -1,8 +1,9 @@
 """Evaluation: feature extraction, CMC / mAP / mINP ranking (MARS usual + mixing, Duke,
-cross-dataset), attribute accuracy and per-query breakdowns.
+cross-dataset), attribute accuracy, per-query breakdowns, the raw-pixels baseline and the
+ASRE mask score.
 
-Everything here except `extract_features` / `evaluate_model` (which import Keras lazily, when
-called) is numpy-only.
+Everything here except `extract_features` / `evaluate_model` / `mask_score` (which import
+Keras lazily, when called) is numpy-only.
 """
 
 from keras_asanet.evaluation.attribute_accuracy import AttributeAccuracy, attribute_accuracy
@@ -18,6 +19,14 @@ from keras_asanet.evaluation.feature_extraction import (
     clip_plan,
     extract_features,
 )
+from keras_asanet.evaluation.mask_score import (
+    MaskScore,
+    cell_fractions,
+    centre_prior,
+    mask_score,
+    top_k_iou,
+    top_k_positions,
+)
 from keras_asanet.evaluation.protocols import (
     EvaluationProtocol,
     canonical_dataset_name,
@@ -32,6 +41,7 @@ from keras_asanet.evaluation.ranking import (
     evaluate_ranking,
     pairwise_distance,
 )
+from keras_asanet.evaluation.raw_pixels import raw_pixel_baseline, raw_pixel_features
 
 __all__ = [
     "AttributeAccuracy",
@@ -39,12 +49,15 @@ __all__ = [
     "EvaluationProtocol",
     "EvaluationReport",
     "ExtractedFeatures",
+    "MaskScore",
     "QueryBreakdown",
     "RankingResult",
     "attribute_accuracy",
     "breakdown_by_query",
     "camera_pair_breakdown",
     "canonical_dataset_name",
+    "cell_fractions",
+    "centre_prior",
     "clip_plan",
     "cross_dataset_protocol",
     "duke_protocol",
@@ -54,5 +67,10 @@ __all__ = [
     "extract_features",
     "get_protocol",
     "mars_protocol",
+    "mask_score",
     "pairwise_distance",
+    "raw_pixel_baseline",
+    "raw_pixel_features",
+    "top_k_iou",
+    "top_k_positions",
 ]

@@ -8,7 +8,9 @@ from keras_asanet.data.attributes import AttributeSchema
 from keras_asanet.evaluation.evaluator import evaluate_model
 from keras_asanet.evaluation.feature_extraction import extract_features
 from keras_asanet.evaluation.feature_extraction_test import H, W, numpy_model, write_tracklets
+from keras_asanet.evaluation.mask_score import MaskScore
 from keras_asanet.evaluation.ranking import evaluate_ranking
+from keras_asanet.evaluation.raw_pixels import raw_pixel_baseline
 from keras_asanet.tests.test_case import TestCase
 
 SCHEMA = AttributeSchema.for_dataset("mars")
@@ -20,7 +22,9 @@ def _row(motion, pose):
     return row
 
 
-class EvaluateModelTest(TestCase):
+class _Fixture(TestCase):
+    """Two queries and four gallery tracklets, and a numpy model with attribute logits."""
+
     def setUp(self):
         super().setUp()
         raw = write_tracklets(self.get_temp_dir(), [3, 5, 2, 4, 6, 1])
@@ -61,6 +65,8 @@ class EvaluateModelTest(TestCase):
         re[:, 0] = 1.0  # top colour 0 (its first slot); bottom colour / age arg-max -> 0
         return {"feature": f, "re_attr_logits": re, "ir_attr_logits": ir}
 
+
+class EvaluateModelTest(_Fixture):
     def test_report(self):
         report = evaluate_model(
             self.model,
@@ -131,3 +137,82 @@ class EvaluateModelTest(TestCase):
                 feature_key="embedding",
                 verbose=False,
             )
+
+
+class BaselineInReportTest(_Fixture):
+    def test_baseline_beside_the_model(self):
+        report = evaluate_model(
+            self.model,
+            self.dataset,
+            setup="mixing",
+            mode="sampled",
+            seq_len=2,
+            image_size=(H, W),
+            baseline_image_size=(4, 3),
+            verbose=False,
+        )
+        expected = raw_pixel_baseline(
+            self.dataset, protocol="mixing", image_size=(4, 3), mode="sampled", seq_len=2
+        )
+        self.assertEqual(report.baseline.name, "mars/mixing")
+        self.assertAlmostEqual(report.baseline.mAP, expected.mAP, places=7)
+        np.testing.assert_allclose(report.baseline.cmc, expected.cmc)
+        b, m = report.baseline, report.ranking
+        line = (
+            f"raw-pixels baseline: mAP {100 * b.mAP:.1f} rank-1 {100 * b.rank(1):.1f} "
+            f"(model: mAP {100 * m.mAP:.1f} rank-1 {100 * m.rank(1):.1f}, {m.mAP / b.mAP:.1f}x)"
+        )
+        self.assertEqual(report.baseline_line(), line)
+        self.assertIn(line, str(report))
+        d = json.loads(json.dumps(report.to_dict()))
+        self.assertAlmostEqual(d["baseline"]["mAP"], expected.mAP)
+        self.assertIsNone(d["mask_score"])
+        self.assertEqual(d["settings"]["baseline_image_size"], [4, 3])
+        # Cached: the same protocol and settings reuse the result; other settings do not.
+        again = evaluate_model(
+            self.model,
+            self.dataset,
+            setup="mixing",
+            mode="sampled",
+            seq_len=2,
+            image_size=(H, W),
+            baseline_image_size=(4, 3),
+            verbose=False,
+        )
+        self.assertIs(again.baseline, report.baseline)
+        other = evaluate_model(
+            self.model,
+            self.dataset,
+            setup="mixing",
+            mode="dense",
+            seq_len=2,
+            image_size=(H, W),
+            baseline_image_size=(4, 3),
+            verbose=False,
+        )
+        self.assertIsNot(other.baseline, report.baseline)
+
+    def test_no_baseline_and_a_mask_score(self):
+        report = evaluate_model(
+            numpy_model, self.dataset, seq_len=2, image_size=(H, W), baseline=False, verbose=False
+        )
+        self.assertIsNone(report.baseline)
+        self.assertNotIn("raw-pixels baseline", str(report))
+        self.assertIsNone(report.to_dict()["baseline"])
+        report.mask_score = MaskScore(
+            re_iou=0.5,
+            ir_iou=0.25,
+            centre_iou=0.4,
+            best_iou=0.8,
+            regions={"top": {"re_iou": None, "ir_iou": None, "centre_iou": None,
+                             "best_iou": None, "num_frames": 0}},
+            num_frames=12,
+            num_frames_skipped=0,
+            num_tracklets=3,
+            grid=(4, 2),
+            top_k=0.2,
+            image_size=(64, 32),
+        )  # fmt: skip
+        text = str(report)
+        self.assertIn("re-mask 0.500  ir-mask 0.250  centre prior 0.400", text)
+        self.assertEqual(json.loads(json.dumps(report.to_dict()))["mask_score"]["re_iou"], 0.5)
