@@ -99,6 +99,11 @@ class FitCliTest(TestCase):
         self.assertEqual(results["backend"], keras.backend.backend())
         self.assertGreater(results["final"]["num_valid_queries"], 0)
         self.assertIn("attribute_accuracy", results["final"])
+        # The raw-pixels baseline and, on synthetic data, the ASRE mask score.
+        self.assertEqual(results["final"]["baseline_mAP"], results["report"]["baseline"]["mAP"])
+        self.assertGreater(results["report"]["baseline"]["num_valid_queries"], 0)
+        self.assertGreater(results["mask_score"]["num_frames"], 0)
+        self.assertEqual(results["mask_score"], results["report"]["mask_score"])
         restored = keras.saving.load_model(os.path.join(out, "model.keras"))
         self.assertEqual(restored.num_identities, 6)
 

@@ -191,6 +191,15 @@ class MaskScore:
         out["image_size"] = list(self.image_size)
         return out
 
+    def one_line(self) -> str:
+        """The person IoUs of both masks and the centre prior, on one line for logs."""
+        h, w = self.grid
+        return (
+            f"mask IoU with the person (top {100 * self.top_k:g}% of {h}x{w}, "
+            f"{self.num_frames} frames): re {self.re_iou:.3f}  ir {self.ir_iou:.3f}  "
+            f"centre prior {self.centre_iou:.3f}  (best {self.best_iou:.3f})"
+        )
+
     def __str__(self) -> str:
         h, w = self.grid
         lines = [

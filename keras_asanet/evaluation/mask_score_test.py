@@ -118,6 +118,7 @@ class MaskScoreTest(TestCase):
         text = str(score)
         self.assertIn("Mask score: top 20% of the 4x2 mask positions", text)
         self.assertIn("centre prior", text)
+        self.assertIn(f"re {score.re_iou:.3f}  ir {score.ir_iou:.3f}", score.one_line())
         d = json.loads(json.dumps(score.to_dict()))
         self.assertEqual(d["grid"], [4, 2])
         self.assertEqual(d["num_tracklets"], 5)
