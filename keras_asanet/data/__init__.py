@@ -9,7 +9,7 @@ from keras_asanet.data.attributes import (
 )
 from keras_asanet.data.duke_video_reid import DukeVideoReID
 from keras_asanet.data.mars import Mars
-from keras_asanet.data.synthetic import MASK_LABELS, make_synthetic_mars
+from keras_asanet.data.synthetic import MASK_LABELS, default_synthetic_root, make_synthetic_mars
 from keras_asanet.data.tracklet import Tracklet
 from keras_asanet.data.video_reid_dataset import VideoReIDDataset
 
@@ -38,5 +38,6 @@ __all__ = [
     "VideoReIDDataset",
     "builtin_attribute_csv",
     "get_dataset",
+    "default_synthetic_root",
     "make_synthetic_mars",
 ]

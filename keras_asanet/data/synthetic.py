@@ -6,7 +6,10 @@ ID-relevant attributes (clothing colours, bags, hat, hair, age/build, gender, sk
 identity-specific detail (a chest emblem and shoe colour), with colours shared between
 identities so attributes alone are ambiguous. Each tracklet has its own pose/viewpoint and
 motion (walking, running, riding, staying, various), visible over its frames, and is seen by
-one of several cameras with its own background and lighting; boxes jitter, some tracklets are
+one of several cameras, each a site whose style (palette, floor, texture, clutter, light) is drawn
+from the seed while every tracklet gets its own background and lighting in that style, so a
+model cannot memorise a few backgrounds and a dataset of another seed shows new scenes (version
+2; version 1 had one fixed background per camera). Boxes jitter, some tracklets are
 occluded, cut off, crowded or small (with the quality flags set), and the test split has
 distractor (pid 0) and junk (pid -1) tracklets. `Mars(root)` reads the result unchanged.
 
@@ -28,7 +31,7 @@ from keras_asanet.data.attributes import MARS_SCHEMA, QUALITY_FLAGS
 
 #: Values of the `_mask.png` label maps. The person mask is `label > 0`.
 MASK_LABELS = {"background": 0, "body": 1, "top": 2, "bottom": 3, "hat": 4, "bag": 5}
-SYNTHETIC_VERSION = 1
+SYNTHETIC_VERSION = 2
 
 _TOP_RGB = {
     "black": (28, 28, 30),
@@ -120,21 +123,58 @@ def _sample_identity(rng):
     return attrs, details
 
 
+def _smooth_noise(rng, h, w, cells, amplitude):
+    """Low-frequency colour texture: a coarse random grid, bilinearly upsampled to (h, w)."""
+    ch, cw = max(2, int(cells[0])), max(2, int(cells[1]))
+    grid = rng.normal(0.0, amplitude, (ch, cw, 3)).astype(np.float32)
+    ys = np.linspace(0, ch - 1, h, dtype=np.float32)
+    xs = np.linspace(0, cw - 1, w, dtype=np.float32)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, ch - 1), np.minimum(x0 + 1, cw - 1)
+    fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    top = grid[y0][:, x0] * (1 - fx) + grid[y0][:, x1] * fx
+    bottom = grid[y1][:, x0] * (1 - fx) + grid[y1][:, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
 def _camera(cam, seed, image_size):
-    """Background image and lighting of a camera: different sites, different light."""
+    """The style of a camera site, drawn from the dataset seed: palette, floor line, texture,
+    clutter density and lighting. Every tracklet gets its own background drawn from this style
+    (`_tracklet_background`), so no camera has one background a model could memorise, and a
+    dataset of another seed has other sites altogether."""
     rng = np.random.default_rng([seed, 7919, cam])
+    return {
+        "palette": rng.integers(20, 236, (4, 3)).astype(np.float32),
+        "floor": float(rng.uniform(0.62, 0.9)),
+        "texture": float(rng.uniform(6.0, 40.0)),
+        "cells": (int(rng.integers(2, 9)), int(rng.integers(2, 6))),
+        "clutter": (int(rng.integers(1, 5)), int(rng.integers(5, 12))),
+        "stripes": bool(rng.random() < 0.4),
+        "gain": float(rng.uniform(0.65, 1.25)),
+        "tint": rng.uniform(0.85, 1.15, 3).astype(np.float32),
+    }
+
+
+def _tracklet_background(style, rng, image_size):
+    """A background of the camera's style with this tracklet's own layout and light."""
     h, w = image_size
-    top, bottom = rng.integers(40, 220, (2, 3)).astype(np.float32)
+    palette = style["palette"] + rng.normal(0, 18, (4, 3)).astype(np.float32)
     ramp = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
-    bg = (top * (1 - ramp) + bottom * ramp) * np.ones((h, w, 3), np.float32)
-    floor = int(h * rng.uniform(0.72, 0.85))
-    bg[floor:] = rng.integers(50, 160, 3)
-    for _ in range(rng.integers(3, 7)):  # clutter: poles, windows, signs
-        y0, x0 = rng.integers(0, h - 4), rng.integers(0, w - 2)
-        bg[y0 : y0 + rng.integers(3, h // 2), x0 : x0 + rng.integers(2, w // 3)] = rng.integers(
-            0, 256, 3
+    bg = (palette[0] * (1 - ramp) + palette[1] * ramp) * np.ones((h, w, 3), np.float32)
+    floor = int(h * np.clip(style["floor"] + rng.uniform(-0.08, 0.08), 0.5, 0.95))
+    bg[floor:] = palette[2]
+    if style["stripes"]:  # tiles, bricks or railings
+        period = int(rng.integers(3, 8))
+        bg[floor:, ::period] = palette[3]
+        bg[: floor : period + 2] = bg[: floor : period + 2] * 0.8 + palette[3] * 0.2
+    bg += _smooth_noise(rng, h, w, style["cells"], style["texture"])
+    lo, hi = style["clutter"]
+    for _ in range(int(rng.integers(lo, hi + 1))):  # poles, windows, signs, parked things
+        y0, x0 = int(rng.integers(0, h - 4)), int(rng.integers(0, w - 2))
+        bg[y0 : y0 + int(rng.integers(3, h // 2)), x0 : x0 + int(rng.integers(2, w // 3))] = (
+            rng.integers(0, 256, 3)
         )
-    gain = rng.uniform(0.75, 1.2) * rng.uniform(0.88, 1.12, 3)
+    gain = style["gain"] * rng.uniform(0.85, 1.15) * style["tint"] * rng.uniform(0.93, 1.07, 3)
     return bg, gain.astype(np.float32)
 
 
@@ -319,9 +359,7 @@ def _render_tracklet(spec, identity, camera, image_size, seed):
     """Renders the frames and label maps of one tracklet; returns uint8 arrays."""
     rng = np.random.default_rng([seed, 104729, spec["pid"] + 2, spec["cam"], spec["tracklet"]])
     h, w = image_size
-    bg, gain = camera
-    shift = rng.integers(-2, 3)
-    bg = np.roll(bg, shift, axis=1)
+    bg, gain = _tracklet_background(camera, rng, image_size)
     frames, masks = [], []
     scale = spec.get("scale", 1.0)
     motion, pose = spec["motion"], spec["pose"]
@@ -468,6 +506,19 @@ def _choose_queries(test_tracks, rng):
     return sorted(queries)
 
 
+def default_synthetic_root(num_identities=300, image_size=(64, 32), seed=0, base=None):
+    """The cache folder of one synthetic parameter set, under `~/.keras_asanet/synthetic/`.
+
+    Each (version, identities, size, seed) gets its own folder, so building the dataset of
+    another seed (e.g. to evaluate on unseen identities and scenes) never rebuilds, or mixes
+    with, the one a run trained on.
+    """
+    base = base or os.path.join(os.path.expanduser("~"), ".keras_asanet", "synthetic")
+    h, w = (int(v) for v in image_size)
+    name = f"v{SYNTHETIC_VERSION}-n{int(num_identities)}-{h}x{w}-seed{int(seed)}"
+    return os.path.join(base, name)
+
+
 def _frame_name(pid, cam, tracklet, frame):
     pid_text = "00-1" if pid == -1 else f"{pid:04d}"
     return f"{pid_text}C{cam}T{tracklet:04d}F{frame:03d}.jpg"
@@ -475,10 +526,10 @@ def _frame_name(pid, cam, tracklet, frame):
 
 def make_synthetic_mars(
     root,
-    num_identities=100,
+    num_identities=300,
     image_size=(64, 32),
     seed=0,
-    num_cameras=6,
+    num_cameras=8,
     frames_per_tracklet=(8, 24),
     overwrite=False,
     verbose=False,
@@ -490,7 +541,7 @@ def make_synthetic_mars(
         num_identities: identities in all (half train, half test); at least 8.
         image_size: `(height, width)` of every frame.
         seed: the whole dataset is a function of the arguments (same seed, same bytes).
-        num_cameras: cameras (2..9); each has its own background and lighting.
+        num_cameras: camera sites (2..9); each has its own style of backgrounds and light.
         frames_per_tracklet: `(min, max)` frames of a tracklet.
         overwrite: rebuild even if `root` holds a dataset made with the same arguments.
         verbose: print progress and the counts.

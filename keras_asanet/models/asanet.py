@@ -32,7 +32,18 @@ TRAINING_OUTPUTS = (
     "ir_attr_logits",
     "feature",
 )
-_LOSS_TERMS = ("xent", "wrt", "center", "bce_re", "bce_ir", "pmi")
+_LOSS_TERMS = ("xent", "wrt", "center", "bce", "bce_re", "bce_ir", "pmi")
+
+#: The two readings of the paper's "lambda_cent, lambda_BCE are set to 1.5 and 0.0005"
+#: (DESIGN.md §3, docs/results.md): `printed` takes the sentence literally; `swapped` is the
+#: AGW / Chen et al. balance (centre weight 0.0005 with the centre SGD lr 0.5, attribute BCE
+#: weighted 1.5). `swapped` is the default because it wins the seeded ablation.
+LOSS_WEIGHT_READINGS = {
+    "printed": {"center_loss_weight": 1.5, "bce_weight": 0.0005},
+    "swapped": {"center_loss_weight": 0.0005, "bce_weight": 1.5},
+}
+DEFAULT_LOSS_WEIGHTS = "swapped"
+_IDENTITY_POOLING = ("avg", "gem")
 
 
 @keras.saving.register_keras_serializable(package="keras_asanet")
@@ -67,14 +78,24 @@ class ASANet(keras.Model):
         branch_dim: width of `f_re_ID`, `f_ID`, `f_ir_ID` after `W_re`, `W_ID`, `W_ir`.
         fusion: `"a"` or `"b"` (§III-D).
         identity_branches: which of `("re", "id", "ir")` feed the fusion (Table IV).
-        use_asre: apply ASRE (off: the plain `F_re(X_ID)` / `F_ir(X_ID)` maps, Table V).
+        use_asre: apply ASRE (off: the plain `F_re(X_ID)` / `F_ir(X_ID)` maps, Table V; the
+            ASRE layers are then not built at all).
         fuse_attribute_features: concatenate the attribute feature(s) into `f_final`.
-        attribute_supervision: train the attribute heads with BCE (Table VII).
-        pmi: use the PMI triplet loss (§III-C).
+        attribute_supervision: train the attribute heads with BCE (Table VII); off builds no
+            attribute heads.
+        pmi: use the PMI triplet loss (§III-C); needs `attribute_supervision` (the PMI pairs
+            are chosen in the supervised ID-irrelevant attribute space).
+        identity_pooling: spatial pooling of the three signed identity maps (`"avg"`, the
+            default, or `"gem"`, AGW's, whose clamp at `eps` drops the negative half of a
+            signed map; see docs/results.md). The attribute maps are post-ReLU and keep GeM.
         eval_feature: `"bn"` (BNNeck output, default) or `"raw"` (`f_final`) at inference.
-        center_loss_weight, bce_weight, pmi_weight: lambda_cent (1.5), lambda_BCE (0.0005) and
-            the initial lambda_PMI (0.005) of Eq. 19. lambda_PMI is a non-trainable weight
-            (`pmi_weight_variable`) so a callback can raise it and checkpoints keep it.
+        center_loss_weight, bce_weight, pmi_weight: lambda_cent, lambda_BCE and the initial
+            lambda_PMI (0.005) of Eq. 19. The defaults are the `"swapped"` reading of the
+            paper (0.0005, 1.5); `LOSS_WEIGHT_READINGS["printed"]` is the literal one (1.5,
+            0.0005). lambda_PMI is a non-trainable weight (`pmi_weight_variable`) so a
+            callback can raise it and checkpoints keep it. `L_BCE` is the mean binary
+            cross-entropy over the annotated tracklets of the batch and over every attribute
+            slot of both heads jointly (32 + 11 on MARS).
         label_smoothing: epsilon of the identity cross-entropy (0.1).
         **kwargs: `keras.Model` arguments (`name`, `dtype`).
 
@@ -117,9 +138,10 @@ class ASANet(keras.Model):
         fuse_attribute_features=True,
         attribute_supervision=True,
         pmi=True,
+        identity_pooling="avg",
         eval_feature="bn",
-        center_loss_weight=1.5,
-        bce_weight=0.0005,
+        center_loss_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["center_loss_weight"],
+        bce_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["bce_weight"],
         pmi_weight=0.005,
         label_smoothing=0.1,
         **kwargs,
@@ -153,42 +175,103 @@ class ASANet(keras.Model):
         self.initial_pmi_weight = float(pmi_weight)
         self.label_smoothing = float(label_smoothing)
 
+        if identity_pooling not in _IDENTITY_POOLING:
+            raise ValueError(
+                f"identity_pooling must be one of {_IDENTITY_POOLING}, got {identity_pooling!r}."
+            )
+        if self.pmi and not self.attribute_supervision:
+            raise ValueError(
+                "pmi=True needs attribute_supervision=True: the PMI triplets are chosen in the "
+                "ID-irrelevant attribute space, which only the attribute BCE trains."
+            )
+        self.identity_pooling = identity_pooling
+        dtype = self.dtype_policy
+
         backbone_args = {k: v for k, v in self.backbone_config.items()}
         backbone_args.setdefault("last_stride", 1)
-        self.backbone = AGWResNet(include_layer4=True, name="backbone", **backbone_args)
+        self.backbone = AGWResNet(
+            include_layer4=True, name="backbone", dtype=dtype, **backbone_args
+        )
         channels = 16 * int(backbone_args.get("width", 64))
         self.backbone_channels = channels
         attr_width = channels // 2
         reduced = max(channels // 4, 1)
+        branches = set(self.identity_branches)
 
-        self.re_attr_branch = AttributeResidualBranch(
-            attr_width, num_blocks=self.attribute_branch_blocks, name="re_attr_branch"
+        # Every switch is structural: a part that a variant does not use is not built, so it
+        # costs no time, holds no weights and the parameter count is the variant's own.
+        self.uses_re_asre = self.use_asre and "re" in branches
+        self.uses_ir_asre = self.use_asre and "ir" in branches
+        fuses_ir_attr = self.fuse_attribute_features and fusion == "b"
+        self.uses_re_attr = (
+            self.attribute_supervision or self.fuse_attribute_features or self.uses_re_asre
         )
-        self.ir_attr_branch = AttributeResidualBranch(
-            attr_width, num_blocks=self.attribute_branch_blocks, name="ir_attr_branch"
+        self.uses_ir_attr = self.attribute_supervision or fuses_ir_attr or self.uses_ir_asre
+
+        def maybe(flag, make):
+            return make() if flag else None
+
+        self.re_attr_branch = maybe(
+            self.uses_re_attr,
+            lambda: AttributeResidualBranch(
+                attr_width,
+                num_blocks=self.attribute_branch_blocks,
+                dtype=dtype,
+                name="re_attr_branch",
+            ),
         )
-        self.f_re = keras.layers.Conv2D(reduced, 1, name="f_re")
-        self.f_ir = keras.layers.Conv2D(reduced, 1, name="f_ir")
-        self.f_id = keras.layers.Conv2D(reduced, 1, name="f_id")
-        self.re_asre = ASRE(return_mask=True, name="re_asre")
-        self.ir_asre = ASRE(return_mask=True, name="ir_asre")
-        self.pool_re_id = SpatioTemporalPooling(name="pool_re_id")
-        self.pool_ir_id = SpatioTemporalPooling(name="pool_ir_id")
-        self.pool_id = SpatioTemporalPooling(name="pool_id")
-        self.pool_re_attr = SpatioTemporalPooling(name="pool_re_attr")
-        self.pool_ir_attr = SpatioTemporalPooling(name="pool_ir_attr")
-        self.w_re = keras.layers.Dense(self.branch_dim, name="w_re")
-        self.w_ir = keras.layers.Dense(self.branch_dim, name="w_ir")
-        self.w_id = keras.layers.Dense(self.branch_dim, name="w_id")
-        self.re_attr_head = AttributeHead(self.num_re_attributes, name="re_attr_head")
-        self.ir_attr_head = AttributeHead(self.num_ir_attributes, name="ir_attr_head")
+        self.ir_attr_branch = maybe(
+            self.uses_ir_attr,
+            lambda: AttributeResidualBranch(
+                attr_width,
+                num_blocks=self.attribute_branch_blocks,
+                dtype=dtype,
+                name="ir_attr_branch",
+            ),
+        )
+
+        def conv(name):
+            return keras.layers.Conv2D(reduced, 1, dtype=dtype, name=name)
+
+        def dense(name):
+            return keras.layers.Dense(self.branch_dim, dtype=dtype, name=name)
+
+        def pool(name, spatial):
+            return SpatioTemporalPooling(spatial=spatial, dtype=dtype, name=name)
+
+        self.f_re = maybe("re" in branches, lambda: conv("f_re"))
+        self.f_ir = maybe("ir" in branches, lambda: conv("f_ir"))
+        self.f_id = maybe("id" in branches, lambda: conv("f_id"))
+        self.re_asre = maybe(
+            self.uses_re_asre, lambda: ASRE(return_mask=True, dtype=dtype, name="re_asre")
+        )
+        self.ir_asre = maybe(
+            self.uses_ir_asre, lambda: ASRE(return_mask=True, dtype=dtype, name="ir_asre")
+        )
+        self.pool_re_id = maybe("re" in branches, lambda: pool("pool_re_id", identity_pooling))
+        self.pool_ir_id = maybe("ir" in branches, lambda: pool("pool_ir_id", identity_pooling))
+        self.pool_id = maybe("id" in branches, lambda: pool("pool_id", identity_pooling))
+        self.pool_re_attr = maybe(self.uses_re_attr, lambda: pool("pool_re_attr", "gem"))
+        self.pool_ir_attr = maybe(self.uses_ir_attr, lambda: pool("pool_ir_attr", "gem"))
+        self.w_re = maybe("re" in branches, lambda: dense("w_re"))
+        self.w_ir = maybe("ir" in branches, lambda: dense("w_ir"))
+        self.w_id = maybe("id" in branches, lambda: dense("w_id"))
+        self.re_attr_head = maybe(
+            self.attribute_supervision,
+            lambda: AttributeHead(self.num_re_attributes, dtype=dtype, name="re_attr_head"),
+        )
+        self.ir_attr_head = maybe(
+            self.attribute_supervision,
+            lambda: AttributeHead(self.num_ir_attributes, dtype=dtype, name="ir_attr_head"),
+        )
         self.feature_fusion = FeatureFusion(
             strategy=fusion,
             branches=self.identity_branches,
             use_attribute_features=self.fuse_attribute_features,
+            dtype=dtype,
             name="feature_fusion",
         )
-        self.bn_neck = BNNeck(self.num_identities or None, name="bn_neck")
+        self.bn_neck = BNNeck(self.num_identities or None, dtype=dtype, name="bn_neck")
         self.final_dim = self.branch_dim * len(self.identity_branches) + (
             attr_width if self.fuse_attribute_features else 0
         )
@@ -231,7 +314,9 @@ class ASANet(keras.Model):
             pretrained_backbone: optional local ImageNet ResNet-50 weights (torchvision
                 `.pth` / `.safetensors` or `keras.applications` `.h5`), see
                 `keras_asanet.backbones.load_resnet50_weights`.
-            **kwargs: overrides of any `ASANet` argument.
+            **kwargs: overrides of any `ASANet` argument (`name`, `dtype` included), and
+                `loss_weights="swapped" | "printed"` for the two readings of the paper's
+                lambda_cent / lambda_BCE (`LOSS_WEIGHT_READINGS`).
         """
         if preset not in ASANET_PRESETS:
             raise ValueError(
@@ -245,8 +330,17 @@ class ASANet(keras.Model):
             num_re_attributes=attribute_schema.id_relevant_dim,
             num_ir_attributes=attribute_schema.id_irrelevant_dim,
         )
+        name = kwargs.pop("name", preset)
+        loss_weights = kwargs.pop("loss_weights", None)
+        if loss_weights is not None:
+            if loss_weights not in LOSS_WEIGHT_READINGS:
+                raise ValueError(
+                    f"Unknown loss_weights {loss_weights!r}; expected one of "
+                    f"{sorted(LOSS_WEIGHT_READINGS)}."
+                )
+            config.update(LOSS_WEIGHT_READINGS[loss_weights])
         config.update(kwargs)
-        model = cls(**config, name=kwargs.pop("name", preset))
+        model = cls(**config, name=name)
         if pretrained_backbone is not None:
             from keras_asanet.backbones.resnet_weights import load_resnet50_weights
 
@@ -260,7 +354,7 @@ class ASANet(keras.Model):
         """Creates every weight by running a small dummy clip (any T / size works later)."""
         _, _, h, w, c = input_shape
         dummy = ops.zeros((1, 1, h or 64, w or 32, c or 3))
-        self(dummy, training=False)
+        self(dummy, training=False, return_dict=True)  # the dict path builds the heads too
         return self
 
     def build(self, input_shape):
@@ -295,41 +389,43 @@ class ASANet(keras.Model):
 
     def call(self, inputs, training=None, return_masks=False, return_dict=None):
         self._check_inputs(inputs)
+        if return_masks and not (self.uses_re_asre or self.uses_ir_asre):
+            raise ValueError(
+                "return_masks=True needs ASRE, but this ASANet has use_asre=False (or no 're' "
+                "/ 'ir' identity branch), so it computes no mask."
+            )
         shape = ops.shape(inputs)
         batch, frames = shape[0], shape[1]
         x = ops.reshape(inputs, (-1, shape[2], shape[3], shape[4]))
         x_origin = self.backbone.backbone_map(x, training=training)
         x_id = self.backbone.id_map(x_origin, training=training)
-        x_re_attr = self.re_attr_branch(x_origin, training=training)
-        x_ir_attr = self.ir_attr_branch(x_origin, training=training)
-        x_i_re = self.f_re(x_id)
-        x_i_ir = self.f_ir(x_id)
-        x_id_id = self.f_id(x_id)
-        re_enh, re_mask = self.re_asre([x_i_re, x_re_attr], training=training)
-        ir_enh, ir_mask = self.ir_asre([x_i_ir, x_ir_attr], training=training)
-        if not self.use_asre:
-            re_enh, ir_enh = x_i_re, x_i_ir
 
         def unfold(t):
             s = ops.shape(t)
             return ops.reshape(t, (batch, frames, s[1], s[2], s[3]))
 
-        f_re_id = self.w_re(self.pool_re_id(unfold(re_enh)))
-        f_ir_id = self.w_ir(self.pool_ir_id(unfold(ir_enh)))
-        f_id = self.w_id(self.pool_id(unfold(x_id_id)))
-        f_re_attr = self.pool_re_attr(unfold(x_re_attr))
-        f_ir_attr = self.pool_ir_attr(unfold(x_ir_attr))
-        re_logits = self.re_attr_head(f_re_attr, training=training)
-        ir_logits = self.ir_attr_head(f_ir_attr, training=training)
-        f_final = self.feature_fusion(
-            {
-                "f_re_id": f_re_id,
-                "f_id": f_id,
-                "f_ir_id": f_ir_id,
-                "f_re_attr": f_re_attr,
-                "f_ir_attr": f_ir_attr,
-            }
-        )
+        features, masks, attr_maps = {}, {}, {}
+        for key, branch in (("re", self.re_attr_branch), ("ir", self.ir_attr_branch)):
+            if branch is not None:
+                attr_maps[key] = branch(x_origin, training=training)
+                features[f"f_{key}_attr"] = getattr(self, f"pool_{key}_attr")(
+                    unfold(attr_maps[key])
+                )
+        for key in ("re", "ir"):
+            reduce = getattr(self, f"f_{key}")
+            if reduce is None:
+                continue
+            identity_map = reduce(x_id)
+            asre = getattr(self, f"{key}_asre")
+            if asre is not None:
+                identity_map, masks[f"{key}_mask"] = asre(
+                    [identity_map, attr_maps[key]], training=training
+                )
+            pooled = getattr(self, f"pool_{key}_id")(unfold(identity_map))
+            features[f"f_{key}_id"] = getattr(self, f"w_{key}")(pooled)
+        if self.f_id is not None:
+            features["f_id"] = self.w_id(self.pool_id(unfold(self.f_id(x_id))))
+        f_final = self.feature_fusion(features)
         if self.num_identities:
             bn_feature, id_logits = self.bn_neck(f_final, training=training)
         else:
@@ -338,22 +434,24 @@ class ASANet(keras.Model):
         if return_dict is None:
             return_dict = bool(training) or self._inference_outputs == "dict"
         if return_dict:
-            output = {
-                "f_final": f_final,
-                "f_re_attr": f_re_attr,
-                "f_ir_attr": f_ir_attr,
-                "re_attr_logits": re_logits,
-                "ir_attr_logits": ir_logits,
-                "feature": feature,
-            }
+            output = {"f_final": f_final, "feature": feature}
+            for key in ("f_re_attr", "f_ir_attr"):
+                if key in features:
+                    output[key] = features[key]
+            if self.attribute_supervision:
+                output["re_attr_logits"] = self.re_attr_head(
+                    features["f_re_attr"], training=training
+                )
+                output["ir_attr_logits"] = self.ir_attr_head(
+                    features["f_ir_attr"], training=training
+                )
             if id_logits is not None:
                 output["id_logits"] = id_logits
         else:
             output = feature
         if return_masks:
             masks = {
-                "re_mask": ops.reshape(re_mask, (batch, frames, *ops.shape(re_mask)[1:3])),
-                "ir_mask": ops.reshape(ir_mask, (batch, frames, *ops.shape(ir_mask)[1:3])),
+                k: ops.reshape(m, (batch, frames, *ops.shape(m)[1:3])) for k, m in masks.items()
             }
             return output, masks
         return output
@@ -404,11 +502,25 @@ class ASANet(keras.Model):
         }
         zero = ops.zeros((), "float32")
         if self.attribute_supervision:
+            for key in ("re_attr", "ir_attr", "attr_mask"):
+                if key not in y:
+                    raise ValueError(
+                        f"attribute_supervision=True needs the target {key!r} (the pipelines "
+                        "yield it when given an attribute schema); got targets "
+                        f"{sorted(y)}. Train with attribute_supervision=False otherwise."
+                    )
             mask = ops.cast(y["attr_mask"], "float32")
+            # L_BCE: one mean over the annotated tracklets and every slot of both heads.
+            terms["bce"] = multi_binary_attribute_loss(
+                ops.concatenate([y["re_attr"], y["ir_attr"]], axis=-1),
+                ops.concatenate([out["re_attr_logits"], out["ir_attr_logits"]], axis=-1),
+                mask,
+            )
+            # The per-head means are tracked (bce_ir drives the lambda_PMI switch).
             terms["bce_re"] = multi_binary_attribute_loss(y["re_attr"], out["re_attr_logits"], mask)
             terms["bce_ir"] = multi_binary_attribute_loss(y["ir_attr"], out["ir_attr_logits"], mask)
         else:
-            terms["bce_re"] = terms["bce_ir"] = zero
+            terms["bce"] = terms["bce_re"] = terms["bce_ir"] = zero
         pmi_weight = ops.cast(self.pmi_weight_variable, "float32")
         terms["pmi"] = (
             pmi_triplet_loss(pids, out["f_final"], out["f_ir_attr"]) if self.pmi else zero
@@ -417,7 +529,7 @@ class ASANet(keras.Model):
             terms["xent"]
             + terms["wrt"]
             + self.center_loss_weight * terms["center"]
-            + self.bce_weight * (terms["bce_re"] + terms["bce_ir"])
+            + self.bce_weight * terms["bce"]
             + (pmi_weight * terms["pmi"] if self.pmi else zero)
         )
         for name in _LOSS_TERMS:
@@ -448,6 +560,7 @@ class ASANet(keras.Model):
                 "fuse_attribute_features": self.fuse_attribute_features,
                 "attribute_supervision": self.attribute_supervision,
                 "pmi": self.pmi,
+                "identity_pooling": self.identity_pooling,
                 "eval_feature": self.eval_feature,
                 "center_loss_weight": self.center_loss_weight,
                 "bce_weight": self.bce_weight,

@@ -39,6 +39,24 @@ def tiny_model(**kwargs):
     return ASANet(**config)
 
 
+def _copy_by_path(source, target):
+    """Copies the weights `target` shares with `source`, matched by variable path."""
+    def key(v):  # the path below the model's own (auto-numbered) name
+        return v.path.split("/", 1)[1]
+
+    weights = {key(v): v for v in source.weights}
+    for v in target.weights:
+        v.assign(weights[key(v)])
+
+
+def _open_non_local_blocks(model):
+    # Non-local blocks start as the identity (zero output BN), which also blocks the
+    # gradient of their inner convolutions; open them so every weight can be checked.
+    for v in model.variables:
+        if "non_local" in v.path and "w_bn" in v.path and v.name == "gamma":
+            v.assign(np.ones(v.shape, "float32"))
+
+
 class ASANetTest(TestCase):
     @classmethod
     def setUpClass(cls):
@@ -103,43 +121,136 @@ class ASANetTest(TestCase):
         two = tiny_model(identity_branches=("re", "id"), fuse_attribute_features=False)
         self.assertEqual(tuple(two(_clips()).shape), (4, 2 * 8))
 
-    def test_asre_switch(self):
+    def test_asre_switch_is_structural(self):
         x = _clips()
         on = tiny_model()
         off = tiny_model(use_asre=False)
         on(x)
         off(x)
-        off.set_weights(on.get_weights())
+        self.assertIsNone(off.re_asre)
+        self.assertIsNone(off.ir_asre)
+        asre_params = on.re_asre.count_params() + on.ir_asre.count_params()
+        self.assertEqual(off.count_params(), on.count_params() - asre_params)
+        _copy_by_path(on, off)
         # ASRE's alpha * M * X_I term makes the two differ; with alpha = 0 they agree.
         self.assertFalse(np.allclose(self.to_numpy(on(x)), self.to_numpy(off(x)), atol=1e-6))
         for asre in (on.re_asre, on.ir_asre):
             asre.alpha.assign(np.zeros(asre.alpha.shape, "float32"))
         self.assertAllClose(on(x), off(x), atol=1e-5)
+        with self.assertRaisesRegex(ValueError, "use_asre=False"):
+            off(x, return_masks=True)
+
+    def test_every_variant_builds_only_what_it_uses(self):
+        full = self.shared
+        x = _clips()
+
+        def size(*names):
+            return sum(getattr(full, n).count_params() for n in names)
+
+        c, d, m = 64, 8, 3  # backbone channels, branch_dim, identities
+
+        def neck(final_dim):  # BN (gamma, moving mean / variance), classifier, centres
+            return 3 * final_dim + 2 * final_dim * m
+
+        full_neck = neck(3 * d + c // 2)
+        variants = {
+            "no heads": (
+                dict(attribute_supervision=False, pmi=False),
+                full.count_params() - size("re_attr_head", "ir_attr_head"),
+            ),
+            "id branch only": (
+                dict(
+                    identity_branches=("id",),
+                    fuse_attribute_features=False,
+                    attribute_supervision=False,
+                    pmi=False,
+                ),
+                full.count_params()
+                - size(
+                    "re_attr_branch",
+                    "ir_attr_branch",
+                    "re_attr_head",
+                    "ir_attr_head",
+                    "f_re",
+                    "f_ir",
+                    "re_asre",
+                    "ir_asre",
+                    "w_re",
+                    "w_ir",
+                    "pool_re_attr",
+                    "pool_ir_attr",
+                )
+                - full_neck
+                + neck(d),
+            ),
+        }
+        for label, (kwargs, expected) in variants.items():
+            model = tiny_model(**kwargs)
+            model(x)
+            self.assertEqual(model.count_params(), expected, label)
+        minimal = tiny_model(**variants["id branch only"][0])
+        self.assertIsNone(minimal.re_attr_branch)
+        self.assertIsNone(minimal.ir_attr_branch)
+        self.assertIsNone(minimal.re_attr_head)
+        out = minimal(x, training=True)
+        self.assertNotIn("re_attr_logits", out)
+        self.assertEqual(tuple(out["f_final"].shape), (4, d))
+        with self.assertRaisesRegex(ValueError, "attribute_supervision"):
+            tiny_model(attribute_supervision=False, pmi=True)
+
+    def test_every_trainable_weight_of_every_variant_gets_a_gradient(self):
+        x, y = _clips(), _targets()
+        for kwargs in (
+            dict(use_asre=False, fusion="b"),
+            dict(attribute_supervision=False, pmi=False, identity_branches=("re", "id")),
+            dict(identity_pooling="gem", fuse_attribute_features=False),
+        ):
+            model = tiny_model(**kwargs)
+            model(x)
+            _open_non_local_blocks(model)
+
+            def loss_fn(model=model):
+                return model.compute_loss(x, y, model(x, training=True), training=True)
+
+            grads = compute_gradients(loss_fn, model.trainable_variables)
+            for v, g in zip(model.trainable_variables, grads):
+                self.assertIsNotNone(g, f"{kwargs}: {v.path}")
+                self.assertGreater(
+                    float(np.abs(self.to_numpy(g)).max()), 0.0, f"{kwargs}: {v.path}"
+                )
 
     def test_total_loss_is_eq_19_and_reaches_every_weight(self):
         model = tiny_model()
         x, y = _clips(), _targets()
         model(x)
         model.pmi_weight_variable.assign(0.01)
-        # Non-local blocks start as the identity (zero output BN), which also blocks the
-        # gradient of their inner convolutions; open them so every weight can be checked.
-        for v in model.variables:
-            if "non_local" in v.path and "w_bn" in v.path and v.name == "gamma":
-                v.assign(np.ones(v.shape, "float32"))
+        _open_non_local_blocks(model)
 
         def loss_fn():
             return model.compute_loss(x, y, model(x, training=True), training=True)
 
         total = float(self.to_numpy(loss_fn()))
+        out = {k: self.to_numpy(v) for k, v in model(x, training=True).items()}
         terms = {
-            k: float(self.to_numpy(model._trackers[k].result()))
-            for k in ("xent", "wrt", "center", "bce_re", "bce_ir", "pmi")
+            k: float(self.to_numpy(model._trackers[k].result())) for k in ("xent", "wrt", "pmi")
         }
+        # L_BCE from a numpy oracle: one mean over the annotated tracklets and over all 43
+        # slots of both heads.
+        logits = np.concatenate([out["re_attr_logits"], out["ir_attr_logits"]], axis=-1)
+        targets = np.concatenate([y["re_attr"], y["ir_attr"]], axis=-1)
+        bce = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+        annotated = y["attr_mask"] > 0
+        bce_oracle = bce[annotated].mean()
+        self.assertAllClose(model._trackers["bce"].result(), bce_oracle, atol=1e-5)
+        # The centre term from a numpy oracle too.
+        centers = self.to_numpy(model.center_loss.centers)[y["pid"]]
+        center_oracle = np.mean(np.sum((out["f_final"] - centers) ** 2, axis=-1))
+        self.assertEqual((model.center_loss_weight, model.bce_weight), (0.0005, 1.5))
         expected = (
             terms["xent"]
             + terms["wrt"]
-            + 1.5 * terms["center"]
-            + 0.0005 * (terms["bce_re"] + terms["bce_ir"])
+            + 0.0005 * center_oracle
+            + 1.5 * bce_oracle
             + 0.01 * terms["pmi"]
         )
         self.assertAlmostEqual(total, expected, places=3)
@@ -147,6 +258,30 @@ class ASANetTest(TestCase):
         for v, g in zip(model.trainable_variables, grads):
             self.assertIsNotNone(g, v.path)
             self.assertGreater(float(np.abs(self.to_numpy(g)).max()), 0.0, v.path)
+
+    def test_loss_weight_readings(self):
+        printed = ASANet.from_preset(
+            "asanet_tiny", num_identities=3, loss_weights="printed", name="x"
+        )
+        self.assertEqual((printed.center_loss_weight, printed.bce_weight), (1.5, 0.0005))
+        self.assertEqual(printed.name, "x")
+        swapped = ASANet.from_preset("asanet_tiny", num_identities=3)
+        self.assertEqual((swapped.center_loss_weight, swapped.bce_weight), (0.0005, 1.5))
+        with self.assertRaisesRegex(ValueError, "loss_weights"):
+            ASANet.from_preset("asanet_tiny", num_identities=3, loss_weights="doubled")
+        with self.assertRaisesRegex(ValueError, "identity_pooling"):
+            tiny_model(identity_pooling="max")
+
+    def test_dtype_policy_reaches_every_sublayer(self):
+        model = tiny_model(dtype="mixed_bfloat16")
+        out = model(_clips(), training=True)
+        self.assertEqual(keras.backend.standardize_dtype(out["f_final"].dtype), "bfloat16")
+        self.assertEqual(keras.config.dtype_policy().name, "float32")  # global left alone
+        for layer in model._flatten_layers(include_self=False):
+            if layer is model.center_loss.centers_layer:
+                continue
+            self.assertEqual(layer.dtype_policy.name, "mixed_bfloat16", layer.name)
+        self.assertTrue(all(v.dtype == "float32" for v in model.trainable_variables))
 
     def test_fit_evaluate_predict(self):
         model = tiny_model()
@@ -159,6 +294,7 @@ class ASANetTest(TestCase):
             "xent",
             "wrt",
             "center",
+            "bce",
             "bce_re",
             "bce_ir",
             "pmi",
