@@ -140,3 +140,52 @@ def attribute_accuracy(schema, id_relevant_logits, id_irrelevant_logits, trackle
         num_tracklets=int(annotated.sum()),
         num_skipped=int((~annotated).sum()),
     )
+
+
+def majority_class_accuracy(schema, train_tracklets, test_tracklets):
+    """Accuracy of the predictor that always answers each attribute's most frequent class.
+
+    The class frequencies are counted on `train_tracklets` (what a model could know), the
+    accuracy on the annotated `test_tracklets`: the floor a trained attribute head must beat,
+    since a head that learned nothing settles on exactly this answer.
+
+    Args:
+        schema: the `AttributeSchema` of both splits.
+        train_tracklets: tracklets whose annotations give the majority classes.
+        test_tracklets: tracklets scored.
+
+    Returns:
+        An `AttributeAccuracy` with the same groups and attributes as `attribute_accuracy`.
+
+    Example:
+
+    ```python
+    floor = majority_class_accuracy(mars.attribute_schema, mars.train, mars.query)
+    floor.group_mean["id_relevant"]
+    ```
+    """
+    train_rows = [t.attributes for t in train_tracklets if t.attributes is not None]
+    test_rows = [t.attributes for t in test_tracklets if t.attributes is not None]
+    if not train_rows or not test_rows:
+        raise ValueError(
+            "majority_class_accuracy needs annotated tracklets in both splits; got "
+            f"{len(train_rows)} annotated training and {len(test_rows)} annotated test tracklets."
+        )
+    per_attribute, group_mean = {}, {}
+    for group in (ID_RELEVANT, ID_IRRELEVANT):
+        accs = []
+        for attribute in schema.group(group):
+            counts = np.bincount([int(r[attribute.name]) for r in train_rows])
+            majority = int(np.argmax(counts))
+            truth = np.array([int(r[attribute.name]) for r in test_rows])
+            per_attribute[attribute.name] = float(np.mean(truth == majority))
+            accs.append(per_attribute[attribute.name])
+        if accs:
+            group_mean[group] = float(np.mean(accs))
+    return AttributeAccuracy(
+        per_attribute=per_attribute,
+        mean_accuracy=float(np.mean(list(per_attribute.values()))),
+        group_mean=group_mean,
+        num_tracklets=len(test_rows),
+        num_skipped=len(test_tracklets) - len(test_rows),
+    )

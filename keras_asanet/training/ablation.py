@@ -1,0 +1,336 @@
+"""The seeded ablation behind `scripts/ablation.py` and `docs/results.md`.
+
+Every row is a variant of the README's main job (same data size, schedule and evaluation),
+trained once per seed on the synthetic dataset of that seed and judged on a synthetic
+dataset of a held-out seed: identities *and* camera scenes it has never seen. A raw-pixels
+baseline and a majority-class attribute predictor are measured on the same held-out set, so
+a reader sees what learning, and each part of the method, added.
+
+The rows follow the paper's ablations (Tables V and VII) as far as the synthetic benchmark can
+test them, plus the two readings of the loss weights and the pooling choice (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+#: name -> (description, RunConfig overrides, ASANet overrides)
+ABLATION_ROWS = {
+    "no_attributes": (
+        "identity branches only: no attribute supervision, ASRE, fusion or PMI (Table VII)",
+        {"attributes": False},
+        {"use_asre": False, "fuse_attribute_features": False},
+    ),
+    "+bce": (
+        "+ attribute branches, heads and BCE; attribute feature fused; no ASRE, no PMI",
+        {"pmi": False},
+        {"use_asre": False},
+    ),
+    "+asre": (
+        "+ ASRE on the re / ir identity maps (ASANet-a without PMI)",
+        {"pmi": False},
+        {},
+    ),
+    "+pmi (ASANet-a)": (
+        "+ PMI triplet loss: the full ASANet-a, the main job's model",
+        {},
+        {},
+    ),
+    "ASANet-b": (
+        "the full model with fusion strategy (b)",
+        {},
+        {"fusion": "b"},
+    ),
+    "ASANet-a, printed weights": (
+        "the full ASANet-a with lambda_cent 1.5, lambda_BCE 0.0005 as printed",
+        {"loss_weights": "printed"},
+        {},
+    ),
+    "ASANet-a, GeM pooling": (
+        "the full ASANet-a with GeM (clamped) pooling of the signed identity maps",
+        {"identity_pooling": "gem"},
+        {},
+    ),
+}
+
+
+@dataclasses.dataclass
+class RunMeasure:
+    """What one (row, seed) run measured on the held-out set."""
+
+    row: str
+    seed: int
+    mAP: float
+    rank1: float
+    baseline_mAP: float
+    baseline_rank1: float
+    attr_re: float | None
+    attr_ir: float | None
+    majority_re: float | None
+    majority_ir: float | None
+    mask_iou: float | None
+    centre_prior_iou: float | None
+    seen_mAP: float
+    train_seconds: float
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def row_config(row, seed, base_config, output):
+    """The `RunConfig` of one ablation run (training seed = dataset seed = `seed`)."""
+    if row not in ABLATION_ROWS:
+        raise ValueError(f"Unknown ablation row {row!r}; expected one of {list(ABLATION_ROWS)}.")
+    _, run_overrides, model_overrides = ABLATION_ROWS[row]
+    config = dataclasses.replace(
+        base_config,
+        seed=int(seed),
+        dataset_seed=int(seed),
+        output=output,
+        eval_untrained=False,
+        model_overrides={**base_config.model_overrides, **model_overrides},
+        **run_overrides,
+    )
+    return config
+
+
+def run_one(row, seed, base_config, output, heldout, log=print):
+    """Trains one row for one seed (or reuses a finished run in `output`) and measures it."""
+    import keras
+
+    from keras_asanet.evaluation import evaluate_model, mask_score
+    from keras_asanet.evaluation.attribute_accuracy import majority_class_accuracy
+    from keras_asanet.training.runner import train
+
+    config = row_config(row, seed, base_config, output)
+    results_path = os.path.join(output, "results.json")
+    if os.path.isfile(results_path) and os.path.isfile(os.path.join(output, "model.keras")):
+        with open(results_path) as f:
+            results = json.load(f)
+        log(f"[{row} / seed {seed}] reusing the finished run in {output}")
+    else:
+        if os.path.isdir(output) and os.listdir(output):
+            config = dataclasses.replace(config, resume=True)
+        results = train(config, log=log if base_config.verbose else (lambda *_: None))
+    model = keras.models.load_model(os.path.join(output, "model.keras"))
+    if model.attribute_supervision:
+        model.set_inference_outputs("dict")
+    report = evaluate_model(
+        model,
+        heldout,
+        mode=config.eval_mode,
+        seq_len=config.seq_len,
+        image_size=tuple(config.image_size),
+        batch_size=config.eval_batch_size,
+        breakdown=False,
+        verbose=False,
+    )
+    attrs = report.attributes
+    majority = majority_class_accuracy(heldout.attribute_schema, heldout.train, heldout.query)
+    mask = None
+    if model.uses_re_asre or model.uses_ir_asre:
+        model.set_inference_outputs("feature")
+        mask = mask_score(
+            model, heldout.query, seq_len=config.seq_len, image_size=tuple(config.image_size)
+        )
+    baseline = report.baseline
+    return RunMeasure(
+        row=row,
+        seed=int(seed),
+        mAP=float(report.ranking.mAP),
+        rank1=float(report.ranking.rank(1)),
+        baseline_mAP=float(baseline.mAP),
+        baseline_rank1=float(baseline.rank(1)),
+        attr_re=None if attrs is None else float(attrs.group_mean.get("id_relevant")),
+        attr_ir=None if attrs is None else float(attrs.group_mean.get("id_irrelevant")),
+        majority_re=float(majority.group_mean["id_relevant"]),
+        majority_ir=float(majority.group_mean["id_irrelevant"]),
+        mask_iou=None if mask is None else float(mask.asre_iou),
+        centre_prior_iou=None if mask is None else float(mask.centre_prior_iou),
+        seen_mAP=float(results["final"]["mAP"]),
+        train_seconds=float(results.get("train_seconds", float("nan"))),
+    )
+
+
+def _mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return float(np.mean(values)), float(np.std(values))
+
+
+def summarise(measures):
+    """Mean and std over seeds per row, in `ABLATION_ROWS` order."""
+    rows = {}
+    for m in measures:
+        rows.setdefault(m.row, []).append(m)
+    out = []
+    order = [r for r in ABLATION_ROWS if r in rows] + [r for r in rows if r not in ABLATION_ROWS]
+    for row in order:
+        ms = rows[row]
+        stats = {"row": row, "seeds": sorted(m.seed for m in ms)}
+        for key in (
+            "mAP",
+            "rank1",
+            "baseline_mAP",
+            "attr_re",
+            "attr_ir",
+            "majority_re",
+            "majority_ir",
+            "mask_iou",
+            "centre_prior_iou",
+            "seen_mAP",
+            "train_seconds",
+        ):
+            stats[key] = _mean_std([getattr(m, key) for m in ms])
+        out.append(stats)
+    return out
+
+
+def _fmt(stat, scale=100.0, digits=1):
+    if stat is None:
+        return "-"
+    mean, std = stat
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
+def markdown_table(summary):
+    """The results table of `docs/results.md` and the README."""
+    lines = [
+        "| row | mAP (unseen) | rank-1 (unseen) | raw pixels mAP | ID-rel. attr. acc. "
+        "(majority) | ID-irr. attr. acc. (majority) | ASRE mask IoU (centre prior) "
+        "| mAP (seen scenes) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def with_ref(s, value, ref):
+        if s[value] is None:
+            return "-"
+        return f"{_fmt(s[value])} ({_fmt(s[ref])})"
+
+    for s in summary:
+        lines.append(
+            f"| {s['row']} | {_fmt(s['mAP'])} | {_fmt(s['rank1'])} | {_fmt(s['baseline_mAP'])} "
+            f"| {with_ref(s, 'attr_re', 'majority_re')} "
+            f"| {with_ref(s, 'attr_ir', 'majority_ir')} "
+            f"| {with_ref(s, 'mask_iou', 'centre_prior_iou')} | {_fmt(s['seen_mAP'])} |"
+        )
+    return "\n".join(lines)
+
+
+def environment():
+    """Versions and machine, printed with every table."""
+    import keras
+
+    info = {
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+    try:
+        import importlib.metadata as md
+
+        info["backend_version"] = md.version(
+            {"jax": "jax", "torch": "torch", "tensorflow": "tensorflow-cpu"}[info["backend"]]
+        )
+    except Exception:  # noqa: BLE001 - a version we cannot read is not worth failing for
+        pass
+    return info
+
+
+def run_ablation(rows, seeds, base_config, output, heldout_seed, log=print, on_measure=None):
+    """Runs every (row, seed), returns `(measures, summary, seconds)`."""
+    from keras_asanet.data import default_synthetic_root, get_dataset, make_synthetic_mars
+
+    root = default_synthetic_root(
+        base_config.synthetic_identities, base_config.image_size, heldout_seed
+    )
+    make_synthetic_mars(
+        root,
+        num_identities=base_config.synthetic_identities,
+        image_size=tuple(base_config.image_size),
+        seed=heldout_seed,
+    )
+    heldout = get_dataset("synthetic", root)
+    if heldout_seed in seeds:
+        raise ValueError(
+            f"The held-out seed {heldout_seed} is also a training seed: the evaluation must "
+            "use identities and scenes no run trained on."
+        )
+    start = time.time()
+    measures = []
+    for row in rows:
+        for seed in seeds:
+            slug = "".join(c if c.isalnum() else "_" for c in row).strip("_")
+            measure = run_one(
+                row, seed, base_config, os.path.join(output, slug, f"seed{seed}"), heldout, log
+            )
+            measures.append(measure)
+            log(
+                f"[{row} / seed {seed}] unseen mAP {100 * measure.mAP:.1f} rank-1 "
+                f"{100 * measure.rank1:.1f} (raw pixels {100 * measure.baseline_mAP:.1f}); "
+                f"seen-scenes mAP {100 * measure.seen_mAP:.1f}"
+            )
+            if on_measure is not None:
+                on_measure(measures)
+    return measures, summarise(measures), time.time() - start
+
+
+GENERATED_START = "<!-- ablation:start (generated by scripts/ablation.py; do not edit) -->"
+GENERATED_END = "<!-- ablation:end -->"
+
+
+def replace_generated_block(text, block):
+    """`text` with the part between the generated-block markers replaced by `block` (the
+    markers are appended if the text has none)."""
+    body = f"{GENERATED_START}\n{block.strip()}\n{GENERATED_END}"
+    if GENERATED_START in text and GENERATED_END in text:
+        head = text.split(GENERATED_START)[0]
+        tail = text.split(GENERATED_END, 1)[1]
+        return head + body + tail
+    return text.rstrip() + "\n\n" + body + "\n"
+
+
+def per_run_table(measures):
+    """One line per (row, seed): the raw material of the summary."""
+    lines = [
+        "| row | seed | mAP | rank-1 | raw pixels mAP | ID-rel. attr. | ID-irr. attr. "
+        "| mask IoU | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    for m in measures:
+        lines.append(
+            f"| {m.row} | {m.seed} | {pct(m.mAP)} | {pct(m.rank1)} | {pct(m.baseline_mAP)} "
+            f"| {pct(m.attr_re)} | {pct(m.attr_ir)} | {pct(m.mask_iou)} "
+            f"| {m.train_seconds:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_results(path, header, table, summary, measures, readme=None):
+    """Writes the generated block of `path` (docs/results.md) and of the README's results
+    section, leaving the prose around the markers as it is."""
+    block = f"{header}\n\n{table}\n\n<details><summary>Every run</summary>\n\n"
+    block += per_run_table(measures) + "\n\n</details>"
+    text = open(path).read() if os.path.isfile(path) else "# Results\n"
+    with open(path, "w") as f:
+        f.write(replace_generated_block(text, block))
+    json_path = os.path.splitext(path)[0] + ".json"
+    with open(json_path, "w") as f:
+        json.dump({"summary": summary, "runs": [m.to_dict() for m in measures]}, f, indent=1)
+    if readme and os.path.isfile(readme):
+        text = open(readme).read()
+        if GENERATED_START in text:
+            with open(readme, "w") as f:
+                f.write(replace_generated_block(text, f"{header}\n\n{table}"))
