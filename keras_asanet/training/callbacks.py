@@ -12,6 +12,10 @@ import numpy as np
 from keras_asanet.training.checkpoint import save_checkpoint
 
 
+# A few units of rounding of each float dtype (float32 rounds 0.01 to 0.0099999998).
+_REL_TOL = {"float64": 1e-12, "float32": 1e-6, "float16": 2e-3, "bfloat16": 1e-2}
+
+
 class PMIWeightSwitch(keras.callbacks.Callback):
     """Raises lambda_PMI once the ID-irrelevant attribute BCE is low enough (paper §IV-B).
 
@@ -19,7 +23,9 @@ class PMIWeightSwitch(keras.callbacks.Callback):
     which means the prediction of pose and motion is accurate enough"; we watch the
     ID-irrelevant BCE (`bce_ir`, DESIGN.md §3) at the end of each epoch. The value lives in the
     model's non-trainable `pmi_weight` variable, so it is saved with checkpoints and a resumed
-    run continues with the right weight.
+    run continues with the right weight. That variable is also the callback's only state: it
+    switches when the variable does not yet hold `new_weight` (allowing for the variable's
+    float32 rounding), so it switches once per run, and not again after a resume.
 
     Args:
         threshold: switch when the monitored value is below this (0.15).
@@ -38,12 +44,22 @@ class PMIWeightSwitch(keras.callbacks.Callback):
         value = logs.get(self.monitor)
         variable = self.model.pmi_weight_variable
         current = float(keras.ops.convert_to_numpy(variable.value))
-        if value is not None and value < self.threshold and current != self.new_weight:
+        if value is not None and value < self.threshold and not self.switched(variable):
             variable.assign(self.new_weight)
             print(
                 f"\nEpoch {epoch + 1}: {self.monitor} = {value:.4f} < {self.threshold}: "
                 f"lambda_PMI {current:g} -> {self.new_weight:g}"
             )
+
+    def switched(self, variable):
+        """Whether the lambda_PMI `variable` already holds `new_weight`.
+
+        A float32 variable never holds 0.01 exactly, so `==` with the Python float is false
+        forever; the comparison allows the rounding of the variable's dtype.
+        """
+        current = float(keras.ops.convert_to_numpy(variable.value))
+        rel_tol = _REL_TOL.get(keras.backend.standardize_dtype(variable.dtype), 1e-6)
+        return math.isclose(current, self.new_weight, rel_tol=rel_tol, abs_tol=1e-12)
 
 
 class LearningRateLogger(keras.callbacks.Callback):
