@@ -102,8 +102,13 @@ class FitCliTest(TestCase):
         # The raw-pixels baseline and, on synthetic data, the ASRE mask score.
         self.assertEqual(results["final"]["baseline_mAP"], results["report"]["baseline"]["mAP"])
         self.assertGreater(results["report"]["baseline"]["num_valid_queries"], 0)
-        self.assertGreater(results["mask_score"]["num_frames"], 0)
-        self.assertEqual(results["mask_score"], results["report"]["mask_score"])
+        # At 32x16 the ASRE mask grid is 2x1; where no frame's person covers half a cell
+        # the score is skipped with a note instead of failing the run.
+        if "mask_score" in results:
+            self.assertGreater(results["mask_score"]["num_frames"], 0)
+            self.assertEqual(results["mask_score"], results["report"]["mask_score"])
+        else:
+            self.assertIn("mask score not computed", " ".join(results["report"]["notes"]))
         restored = keras.saving.load_model(os.path.join(out, "model.keras"))
         self.assertEqual(restored.num_identities, 6)
 
