@@ -5,7 +5,13 @@ import numpy as np
 from PIL import Image
 
 from keras_asanet.data.mars import Mars
-from keras_asanet.data.synthetic import MASK_LABELS, make_synthetic_mars, mask_path
+from keras_asanet.data.synthetic import (
+    MASK_LABELS,
+    SYNTHETIC_VERSION,
+    default_synthetic_root,
+    make_synthetic_mars,
+    mask_path,
+)
 from keras_asanet.tests.test_case import TestCase
 
 
@@ -87,6 +93,42 @@ class SyntheticMarsTest(TestCase):
         self.assertEqual(os.path.getmtime(a.frames[0]), stamp)  # reused, not rewritten
         with open(os.path.join(self.root, "synthetic_info.json")) as f:
             self.assertEqual(json.load(f)["counts"], info["counts"])
+
+    def test_backgrounds_change_per_tracklet_and_per_seed(self):
+        """No camera has one background a model could memorise, and another seed shows other
+        scenes: compare the background pixels (label 0) of tracklets."""
+
+        def background(t):
+            frame = np.asarray(Image.open(t.frames[0]), np.float32)
+            labels = np.asarray(Image.open(mask_path(t.frames[0])))
+            return frame, labels == 0
+
+        def distance(a, b):
+            (fa, ma), (fb, mb) = a, b
+            both = ma & mb
+            return float(np.abs(fa[both] - fb[both]).mean())
+
+        by_cam = {}
+        for t in self.mars.train:
+            by_cam.setdefault(t.camid, []).append(t)
+        same_camera = [
+            distance(background(ts[0]), background(ts[1])) for ts in by_cam.values() if len(ts) > 1
+        ]
+        self.assertGreater(np.mean(same_camera), 10.0)  # grey levels of 255
+        other = os.path.join(self.get_temp_dir(), "seed4")
+        make_synthetic_mars(other, num_identities=16, seed=4, frames_per_tracklet=(4, 8))
+        from keras_asanet.data.synthetic import _camera
+
+        styles = [_camera(1, seed, (64, 32))["palette"] for seed in (3, 4)]
+        self.assertGreater(float(np.abs(styles[0] - styles[1]).mean()), 10.0)
+        with open(os.path.join(other, "synthetic_info.json")) as f:
+            self.assertEqual(json.load(f)["params"]["version"], SYNTHETIC_VERSION)
+
+    def test_default_root_is_one_folder_per_parameter_set(self):
+        a = default_synthetic_root(300, (64, 32), 0, base="/x")
+        self.assertEqual(a, f"/x/v{SYNTHETIC_VERSION}-n300-64x32-seed0")
+        self.assertNotEqual(a, default_synthetic_root(300, (64, 32), 1, base="/x"))
+        self.assertNotEqual(a, default_synthetic_root(100, (64, 32), 0, base="/x"))
 
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "num_identities"):
