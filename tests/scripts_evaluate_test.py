@@ -1,5 +1,7 @@
 """scripts/evaluate.py: bad arguments exit with code 2 and a clear message; on a tiny synthetic
-dataset it prints the report and writes JSON, and refuses a checkpoint of another class count."""
+dataset it prints the report (with the raw-pixels baseline and the mask score) and writes JSON,
+refuses a checkpoint of another class count, and builds the synthetic dataset of another seed
+at the model's training size."""
 
 import os
 import subprocess
@@ -54,6 +56,17 @@ class EvaluateScriptTest(TestCase):
         self.assertEqual(proc.returncode, 2, proc.stderr)
         self.assertIn(f"checkpoint {missing!r} does not exist", proc.stderr)
 
+    def test_root_needed_except_for_a_synthetic_seed(self):
+        proc = self.run_script("--dataset", "mars", "--weights", self.weights)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("--dataset mars needs --root PATH", proc.stderr)
+        proc = self.run_script(
+            "--dataset", "synthetic", "--root", self.root, "--synthetic-seed", "3",
+            "--weights", self.weights,
+        )  # fmt: skip
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("--synthetic-seed builds a synthetic dataset", proc.stderr)
+
     def test_bad_setup_is_an_argparse_error(self):
         proc = self.run_script(
             "--dataset", "mars", "--root", self.root, "--weights", self.weights, "--setup", "mixed"
@@ -94,7 +107,7 @@ class EvaluateScriptRunTest(TestCase):
         model.save(path)
         return path
 
-    def run_main(self, weights, *extra):
+    def run_args(self, *args):
         import contextlib
         import io
 
@@ -102,28 +115,16 @@ class EvaluateScriptRunTest(TestCase):
         code = 0
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = self.script.main(
-                    [
-                        "--backend",
-                        keras.backend.backend(),
-                        "--dataset",
-                        "synthetic",
-                        "--root",
-                        self.data,
-                        "--weights",
-                        weights,
-                        "--image-size",
-                        "32",
-                        "16",
-                        "--seq-len",
-                        "2",
-                        "--quiet",
-                        *extra,
-                    ]  # fmt: skip
-                )
+                code = self.script.main(["--backend", keras.backend.backend(), *args])
             except SystemExit as exit_:
                 code = exit_.code
         return code or 0, out.getvalue(), err.getvalue()
+
+    def run_main(self, weights, *extra):
+        return self.run_args(
+            "--dataset", "synthetic", "--root", self.data, "--weights", weights,
+            "--image-size", "32", "16", "--seq-len", "2", "--quiet", *extra,
+        )  # fmt: skip
 
     def test_prints_the_table_and_writes_json(self):
         import json
@@ -139,6 +140,87 @@ class EvaluateScriptRunTest(TestCase):
             results = json.load(f)
         self.assertGreater(results["ranking"]["num_valid_queries"], 0)
         self.assertIsNotNone(results["attributes"])
+        # The raw-pixels baseline on the same protocol, and the mask score (synthetic data).
+        self.assertIn("raw-pixels baseline: mAP", out)
+        self.assertEqual(results["baseline"]["name"], "mars/mixing")
+        self.assertEqual(results["baseline"]["num_queries"], results["ranking"]["num_queries"])
+        # At 32x16 the mask grid is 2x1: a frame counts only where the person covers half a
+        # cell, so the score may be skipped (with a note); test_synthetic_seed_... scores 4x2.
+        if results["mask_score"] is None:
+            self.assertIn("mask score not computed: In none of the", " ".join(results["notes"]))
+        else:
+            self.assertIn("Mask score: top 20% of the 2x1 mask positions", out)
+            self.assertEqual(results["mask_score"]["grid"], [2, 1])
+
+    def test_no_baseline(self):
+        import json
+
+        output = os.path.join(self.tmp, "results.json")
+        code, out, err = self.run_main(
+            self.save_model(self.num_train), "--no-baseline", "--mask-tracklets", "0",
+            "--no-breakdown", "--output", output,
+        )  # fmt: skip
+        self.assertEqual(code, 0, err)
+        self.assertNotIn("raw-pixels baseline", out)
+        with open(output) as f:
+            results = json.load(f)
+        self.assertIsNone(results["baseline"])
+        self.assertIsNone(results["mask_score"])
+
+    def test_synthetic_seed_at_the_training_size(self):
+        """Builds the dataset of another seed; size and T come from the run's results.json
+        (64x32, where the mask grid is 4x2: at 32x16 its 2x1 cells are never half person)."""
+        import json
+
+        from keras_asanet.data import default_synthetic_root
+
+        weights = self.save_model(self.num_train)
+        run = {"config": {"dataset": "synthetic", "dataset_seed": 2, "image_size": [64, 32],
+                          "seq_len": 2, "synthetic_identities": 8}}  # fmt: skip
+        with open(os.path.join(self.tmp, "results.json"), "w") as f:
+            json.dump(run, f)
+        cache = os.path.join(self.tmp, "cache")
+        output = os.path.join(self.tmp, "seed5.json")
+        code, out, err = self.run_args(
+            "--dataset", "synthetic", "--synthetic-seed", "5", "--cache-dir", cache,
+            "--weights", weights, "--quiet", "--no-breakdown", "--output", output,
+        )  # fmt: skip
+        self.assertEqual(code, 0, err)
+        root = default_synthetic_root(8, (64, 32), 5, base=cache)
+        self.assertTrue(os.path.isfile(os.path.join(root, "synthetic_info.json")))
+        self.assertIn("Synthetic dataset of seed 5 (8 identities, 64x32)", out)
+        self.assertIn("64x32 (the training run's results.json); T = 2", out)
+        self.assertIn("raw-pixels baseline", out)
+        with open(output) as f:
+            results = json.load(f)
+        self.assertEqual(results["settings"]["image_size"], [64, 32])
+        self.assertEqual(results["settings"]["seq_len"], 2)
+        self.assertEqual(results["dataset_root"], root)
+        self.assertEqual(results["mask_score"]["grid"], [4, 2])
+        self.assertGreater(results["mask_score"]["num_frames"], 0)
+        # The same seed as training is flagged.
+        code, out, err = self.run_args(
+            "--dataset", "synthetic", "--synthetic-seed", "2", "--cache-dir", cache,
+            "--weights", weights, "--quiet", "--no-breakdown", "--no-baseline",
+            "--mask-tracklets", "0", "--identities", "8",
+        )  # fmt: skip
+        self.assertEqual(code, 0, err)
+        self.assertIn("trained on synthetic seed 2", out)
+
+    def test_image_size_from_the_model(self):
+        """Without --image-size or results.json: the size the model was built for."""
+        import json
+
+        output = os.path.join(self.tmp, "built.json")
+        code, out, err = self.run_args(
+            "--dataset", "synthetic", "--root", self.data, "--weights",
+            self.save_model(self.num_train), "--seq-len", "2", "--quiet", "--no-breakdown",
+            "--no-baseline", "--mask-tracklets", "0", "--output", output,
+        )  # fmt: skip
+        self.assertEqual(code, 0, err)
+        self.assertIn("32x16 (the size the model was built for)", out)
+        with open(output) as f:
+            self.assertEqual(json.load(f)["settings"]["image_size"], [32, 16])
 
     def test_checkpoint_with_another_class_count(self):
         code, _, err = self.run_main(self.save_model(self.num_train + 3))
