@@ -155,7 +155,8 @@ class MaskScore:
     """What `mask_score` measured (IoUs in [0, 1], means over the scored frames).
 
     Attributes:
-        re_iou: IoU of the ID-relevant ASRE mask's top-k% positions with the person.
+        re_iou: IoU of the ID-relevant ASRE mask's top-k% positions with the person, or
+            `None` for a model without that ASRE (an ablation without the `"re"` branch).
         ir_iou: the same for the ID-irrelevant mask.
         centre_iou: the same for the fixed `centre_prior` (the bar to beat).
         best_iou: the highest IoU any k positions could reach (`best_top_k_iou`): with the
@@ -172,8 +173,8 @@ class MaskScore:
         threshold: the cell-coverage fraction at which a cell counts as the region.
     """
 
-    re_iou: float
-    ir_iou: float
+    re_iou: float | None
+    ir_iou: float | None
     centre_iou: float
     best_iou: float
     regions: dict
@@ -196,7 +197,7 @@ class MaskScore:
         h, w = self.grid
         return (
             f"mask IoU with the person (top {100 * self.top_k:g}% of {h}x{w}, "
-            f"{self.num_frames} frames): re {self.re_iou:.3f}  ir {self.ir_iou:.3f}  "
+            f"{self.num_frames} frames): re {_fmt(self.re_iou)}  ir {_fmt(self.ir_iou)}  "
             f"centre prior {self.centre_iou:.3f}  (best {self.best_iou:.3f})"
         )
 
@@ -206,13 +207,13 @@ class MaskScore:
             f"Mask score: top {100 * self.top_k:g}% of the {h}x{w} mask positions vs the "
             f"ground-truth person, IoU over {self.num_frames} frames of {self.num_tracklets} "
             f"tracklets ({self.image_size[0]}x{self.image_size[1]} input)",
-            f"  re-mask {self.re_iou:.3f}  ir-mask {self.ir_iou:.3f}  centre prior "
+            f"  re-mask {_fmt(self.re_iou)}  ir-mask {_fmt(self.ir_iou)}  centre prior "
             f"{self.centre_iou:.3f}  (best possible {self.best_iou:.3f})",
         ]
         for name, r in self.regions.items():
             if r["num_frames"]:
                 lines.append(
-                    f"  {name:<7s}: re-mask {r['re_iou']:.3f}  ir-mask {r['ir_iou']:.3f}  "
+                    f"  {name:<7s}: re-mask {_fmt(r['re_iou'])}  ir-mask {_fmt(r['ir_iou'])}  "
                     f"centre prior {r['centre_iou']:.3f}  (best {r['best_iou']:.3f}, "
                     f"{r['num_frames']} frames)"
                 )
@@ -223,6 +224,10 @@ class MaskScore:
                 f"  ({self.num_frames_skipped} frames skipped: their person covers no cell)"
             )
         return "\n".join(lines)
+
+
+def _fmt(value):
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def has_masks(tracklet) -> bool:
@@ -293,7 +298,8 @@ def mask_score(
 
     Args:
         model: an `ASANet` (anything whose call accepts `training` and `return_masks` and
-            returns `(output, {"re_mask": (B, T, h, w), "ir_mask": (B, T, h, w)})`).
+            returns `(output, {"re_mask": (B, T, h, w), "ir_mask": (B, T, h, w)})`; a model
+            with one ASRE only returns one mask, the other's IoU is then `None`).
         tracklets: a sequence of `Tracklet`; those without label maps are ignored.
         top_k: fraction of the mask positions kept per frame, in (0, 1].
         seq_len: frames per tracklet (evenly spaced), run as one clip.
@@ -355,9 +361,13 @@ def mask_score(
                 "mask_score needs a model returning (output, masks) when called with "
                 f"return_masks=True, got {type(outputs).__name__}."
             )
-        for key in MASK_KEYS:
-            if key not in outputs[1]:
-                raise ValueError(f"The model's masks have no {key!r}; keys {sorted(outputs[1])}.")
+        present = [key for key in MASK_KEYS if outputs[1].get(key) is not None]
+        if not present:
+            raise ValueError(
+                f"The model returns no ASRE mask (expected {MASK_KEYS}, got keys "
+                f"{sorted(outputs[1])})."
+            )
+        for key in present:
             value = np.asarray(ops.convert_to_numpy(outputs[1][key]), np.float64)
             if value.ndim == 5 and value.shape[-1] == 1:
                 value = value[..., 0]
@@ -368,11 +378,16 @@ def mask_score(
                 )
             masks[key].append(value.reshape(-1, *value.shape[2:]))
         labels += [read_label_map(p) for clip in paths for p in clip]
-    masks = {key: np.concatenate(v) for key, v in masks.items()}
-    grid = masks["re_mask"].shape[1:]
+    masks = {key: np.concatenate(v) for key, v in masks.items() if v}
+    grid = next(iter(masks.values())).shape[1:]
 
     def region_cells(select):
         return np.stack([cell_fractions(select(lab), grid) >= threshold for lab in labels])
+
+    def mean_iou(key, frames, region):
+        if key not in masks:
+            return None
+        return float(np.mean(top_k_iou(masks[key][frames], region, top_k)))
 
     def score(region):
         frames = region.any(axis=(1, 2))
@@ -386,8 +401,8 @@ def mask_score(
             }
         r = region[frames]
         return {
-            "re_iou": float(np.mean(top_k_iou(masks["re_mask"][frames], r, top_k))),
-            "ir_iou": float(np.mean(top_k_iou(masks["ir_mask"][frames], r, top_k))),
+            "re_iou": mean_iou("re_mask", frames, r),
+            "ir_iou": mean_iou("ir_mask", frames, r),
             "centre_iou": float(np.mean(top_k_iou(centre_prior(grid), r, top_k))),
             "best_iou": float(np.mean(best_top_k_iou(r, top_k))),
             "num_frames": int(frames.sum()),

@@ -158,6 +158,19 @@ class MaskScoreTest(TestCase):
         self.assertEqual(a.to_dict(), b.to_dict())
         self.assertEqual(a.num_tracklets, 3)
 
+    def test_a_model_with_one_asre(self):
+        from keras_asanet.models import ASANet
+
+        model = ASANet.from_preset(
+            "asanet_tiny", num_identities=4, attribute_schema="mars", identity_branches=("re", "id")
+        )
+        model.build_for_input((None, 2, 64, 32, 3))
+        score = mask_score(model, self.dataset.query, seq_len=2, image_size=(64, 32))
+        self.assertIsNone(score.ir_iou)
+        self.assertIsNotNone(score.re_iou)
+        self.assertIn("ir-mask n/a", str(score))
+        self.assertIn("ir n/a", score.one_line())
+
     def test_no_masks_is_a_clear_error(self):
         plain = write_tracklets(self.get_temp_dir(), [2, 3])
         with self.assertRaisesRegex(ValueError, "None of the 2 tracklets has ground-truth"):
