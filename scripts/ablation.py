@@ -30,12 +30,6 @@ def parse_args(argv=None):
     p.add_argument("--rows", nargs="+", default=None, help="rows to run (default: all)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     p.add_argument(
-        "--heldout-seed",
-        type=int,
-        default=1000,
-        help="seed of the synthetic dataset every run is evaluated on (never trained on)",
-    )
-    p.add_argument(
         "--results",
         default="docs/results.md",
         help="markdown file to write (default docs/results.md; '' to skip)",

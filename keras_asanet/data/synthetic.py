@@ -24,7 +24,6 @@ import os
 import shutil
 
 import numpy as np
-import scipy.io
 from PIL import Image
 
 from keras_asanet.data.attributes import MARS_SCHEMA, QUALITY_FLAGS
@@ -628,6 +627,8 @@ def make_synthetic_mars(
         rows[split].append([start, len(names[split]), spec["pid"], spec["cam"]])
         if spec["pid"] > 0 and spec["annotated"]:
             annotations.append((spec, identities[spec["pid"]][0]))
+
+    import scipy.io  # only when writing (it costs a noticeable part of the package import)
 
     for split in ("train", "test"):
         with open(os.path.join(root, "info", f"{split}_name.txt"), "w") as f:

@@ -231,7 +231,10 @@ class ASANet(keras.Model):
         )
 
         def conv(name):
-            return keras.layers.Conv2D(reduced, 1, dtype=dtype, name=name)
+            # ASANet's frames are channels-last whatever the global image_data_format.
+            return keras.layers.Conv2D(
+                reduced, 1, data_format="channels_last", dtype=dtype, name=name
+            )
 
         def dense(name):
             return keras.layers.Dense(self.branch_dim, dtype=dtype, name=name)

@@ -41,6 +41,7 @@ def tiny_model(**kwargs):
 
 def _copy_by_path(source, target):
     """Copies the weights `target` shares with `source`, matched by variable path."""
+
     def key(v):  # the path below the model's own (auto-numbered) name
         return v.path.split("/", 1)[1]
 

@@ -83,76 +83,63 @@ class RunMeasure:
         return dataclasses.asdict(self)
 
 
-def row_config(row, seed, base_config, output):
+def row_config(row, seed, base_config, output, heldout_seed):
     """The `RunConfig` of one ablation run (training seed = dataset seed = `seed`)."""
     if row not in ABLATION_ROWS:
         raise ValueError(f"Unknown ablation row {row!r}; expected one of {list(ABLATION_ROWS)}.")
     _, run_overrides, model_overrides = ABLATION_ROWS[row]
-    config = dataclasses.replace(
+    return dataclasses.replace(
         base_config,
         seed=int(seed),
         dataset_seed=int(seed),
+        heldout_seed=int(heldout_seed),
         output=output,
         eval_untrained=False,
         model_overrides={**base_config.model_overrides, **model_overrides},
         **run_overrides,
     )
-    return config
 
 
-def run_one(row, seed, base_config, output, heldout, log=print):
-    """Trains one row for one seed (or reuses a finished run in `output`) and measures it."""
-    import keras
-
-    from keras_asanet.evaluation import evaluate_model, mask_score
-    from keras_asanet.evaluation.attribute_accuracy import majority_class_accuracy
+def run_one(row, seed, base_config, output, heldout_seed, log=print):
+    """Trains one row for one seed (or reuses a finished run in `output`) and returns what it
+    measured on the held-out seed's dataset (the run's own `results["unseen"]`)."""
     from keras_asanet.training.runner import train
 
-    config = row_config(row, seed, base_config, output)
+    config = row_config(row, seed, base_config, output, heldout_seed)
     results_path = os.path.join(output, "results.json")
-    if os.path.isfile(results_path) and os.path.isfile(os.path.join(output, "model.keras")):
+    results = None
+    if os.path.isfile(results_path):
         with open(results_path) as f:
             results = json.load(f)
-        log(f"[{row} / seed {seed}] reusing the finished run in {output}")
-    else:
-        if os.path.isdir(output) and os.listdir(output):
+        if results.get("unseen", {}).get("dataset_seed") == int(heldout_seed):
+            log(f"[{row} / seed {seed}] reusing the finished run in {output}")
+        else:
+            results = None
+    if results is None:
+        if os.path.isdir(os.path.join(output, "checkpoints")):
             config = dataclasses.replace(config, resume=True)
         results = train(config, log=log if base_config.verbose else (lambda *_: None))
-    model = keras.models.load_model(os.path.join(output, "model.keras"))
-    if model.attribute_supervision:
-        model.set_inference_outputs("dict")
-    report = evaluate_model(
-        model,
-        heldout,
-        mode=config.eval_mode,
-        seq_len=config.seq_len,
-        image_size=tuple(config.image_size),
-        batch_size=config.eval_batch_size,
-        breakdown=False,
-        verbose=False,
-    )
-    attrs = report.attributes
-    majority = majority_class_accuracy(heldout.attribute_schema, heldout.train, heldout.query)
-    mask = None
-    if model.uses_re_asre or model.uses_ir_asre:
-        model.set_inference_outputs("feature")
-        mask = mask_score(
-            model, heldout.query, seq_len=config.seq_len, image_size=tuple(config.image_size)
-        )
-    baseline = report.baseline
+    unseen = results["unseen"]
+    groups = unseen.get("attribute_groups") or {}
+    floor = unseen.get("majority_groups") or {}
+    mask = unseen.get("mask_score")
+    mask_iou = None
+    if mask is not None:
+        values = [v for v in (mask.get("re_iou"), mask.get("ir_iou")) if v is not None]
+        mask_iou = max(values) if values else None
     return RunMeasure(
         row=row,
         seed=int(seed),
-        mAP=float(report.ranking.mAP),
-        rank1=float(report.ranking.rank(1)),
-        baseline_mAP=float(baseline.mAP),
-        baseline_rank1=float(baseline.rank(1)),
-        attr_re=None if attrs is None else float(attrs.group_mean.get("id_relevant")),
-        attr_ir=None if attrs is None else float(attrs.group_mean.get("id_irrelevant")),
-        majority_re=float(majority.group_mean["id_relevant"]),
-        majority_ir=float(majority.group_mean["id_irrelevant"]),
-        mask_iou=None if mask is None else float(mask.asre_iou),
-        centre_prior_iou=None if mask is None else float(mask.centre_prior_iou),
+        mAP=float(unseen["mAP"]),
+        rank1=float(unseen["rank1"]),
+        baseline_mAP=float(unseen["baseline_mAP"]),
+        baseline_rank1=float(unseen["baseline_rank1"]),
+        attr_re=groups.get("id_relevant"),
+        attr_ir=groups.get("id_irrelevant"),
+        majority_re=floor.get("id_relevant"),
+        majority_ir=floor.get("id_irrelevant"),
+        mask_iou=mask_iou,
+        centre_prior_iou=None if mask is None else float(mask["centre_iou"]),
         seen_mAP=float(results["final"]["mAP"]),
         train_seconds=float(results.get("train_seconds", float("nan"))),
     )
@@ -247,18 +234,6 @@ def environment():
 
 def run_ablation(rows, seeds, base_config, output, heldout_seed, log=print, on_measure=None):
     """Runs every (row, seed), returns `(measures, summary, seconds)`."""
-    from keras_asanet.data import default_synthetic_root, get_dataset, make_synthetic_mars
-
-    root = default_synthetic_root(
-        base_config.synthetic_identities, base_config.image_size, heldout_seed
-    )
-    make_synthetic_mars(
-        root,
-        num_identities=base_config.synthetic_identities,
-        image_size=tuple(base_config.image_size),
-        seed=heldout_seed,
-    )
-    heldout = get_dataset("synthetic", root)
     if heldout_seed in seeds:
         raise ValueError(
             f"The held-out seed {heldout_seed} is also a training seed: the evaluation must "
@@ -270,7 +245,7 @@ def run_ablation(rows, seeds, base_config, output, heldout_seed, log=print, on_m
         for seed in seeds:
             slug = "".join(c if c.isalnum() else "_" for c in row).strip("_")
             measure = run_one(
-                row, seed, base_config, os.path.join(output, slug, f"seed{seed}"), heldout, log
+                row, seed, base_config, os.path.join(output, slug, f"seed{seed}"), heldout_seed, log
             )
             measures.append(measure)
             log(

@@ -11,7 +11,6 @@ import numpy as np
 
 from keras_asanet.training.checkpoint import save_checkpoint
 
-
 # A few units of rounding of each float dtype (float32 rounds 0.01 to 0.0099999998).
 _REL_TOL = {"float64": 1e-12, "float32": 1e-6, "float16": 2e-3, "bfloat16": 1e-2}
 
