@@ -12,21 +12,26 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from keras_asanet.data import Mars, make_synthetic_mars  # noqa: E402
-
-DEFAULT_ROOT = os.path.join(os.path.expanduser("~"), ".keras_asanet", "synthetic_mars")
+from keras_asanet.data import Mars, default_synthetic_root, make_synthetic_mars  # noqa: E402
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=DEFAULT_ROOT, help="output folder (default: %(default)s)")
-    parser.add_argument("--identities", type=int, default=100)
+    parser.add_argument(
+        "--root",
+        default=None,
+        help="output folder (default: the cache folder the training run uses for these "
+        "parameters, ~/.keras_asanet/synthetic/v<version>-n<identities>-<H>x<W>-seed<seed>)",
+    )
+    parser.add_argument("--identities", type=int, default=300)
     parser.add_argument("--image-size", type=int, nargs=2, default=(64, 32), metavar=("H", "W"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frames", type=int, nargs=2, default=(8, 24), metavar=("MIN", "MAX"))
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--contact-sheet", help="also write a PNG of a few tracklets here")
     args = parser.parse_args(argv)
+    if args.root is None:
+        args.root = default_synthetic_root(args.identities, args.image_size, args.seed)
     start = time.time()
     try:
         make_synthetic_mars(

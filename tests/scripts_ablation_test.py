@@ -81,7 +81,7 @@ class AblationScriptTest(TestCase):
         with open(results, "w") as f:
             f.write("# Results\n\nprose stays\n")
         args = [
-            "--backend", keras.backend.backend(), "--rows", "no_attributes", "+asre",
+            "--backend", keras.backend.backend(), "--rows", "+asre",
             "--seeds", "3", "--heldout-seed", "5", "--identities", "12",
             "--image-size", "32", "16", "--seq-len", "2", "--batch", "2", "2", "--epochs", "1",
             "--eval-mode", "sampled", "--quiet", "--output", os.path.join(tmp, "runs"),
@@ -98,7 +98,6 @@ class AblationScriptTest(TestCase):
         self.assertEqual(code, 0, out.getvalue())
         text = open(results).read()
         self.assertIn("prose stays", text)
-        self.assertIn("| no_attributes |", text)
         self.assertIn("| +asre |", text)
         self.assertIn("python scripts/ablation.py", text)
         with open(os.path.join(tmp, "results.json")) as f:

@@ -82,6 +82,44 @@ class FitCliTest(TestCase):
         self.assertEqual(code, 2)
         self.assertIn("--lr must be > 0", err)
 
+    def test_zero_epochs_or_frames_are_refused_not_replaced_by_defaults(self):
+        for flag, message in (("--epochs", "--epochs must be >= 1"), ("--seq-len", "--seq-len")):
+            args = list(TINY_RUN)
+            if flag in args:
+                args[args.index(flag) + 1] = "0"
+            else:
+                args += [flag, "0"]
+            code, err = self.run_main("--root", self.data, *args)
+            self.assertEqual(code, 2, flag)
+            self.assertIn(message, err)
+
+    def test_unseen_evaluation_seed_must_differ_from_the_dataset_seed(self):
+        code, err = self.run_main(
+            "--root", self.data, "--dataset-seed", "7", "--heldout-seed", "7", *TINY_RUN
+        )
+        self.assertEqual(code, 2)
+        self.assertIn("--heldout-seed 7 equals --dataset-seed", err)
+
+    def test_defaults_come_from_one_place(self):
+        from keras_asanet.training.runner import RunConfig, dataset_defaults
+
+        args = fit_script.parse_args([])
+        config = fit_script.config_from_args(args)
+        synthetic = dataset_defaults("synthetic")
+        for key, value in synthetic.items():
+            self.assertEqual(getattr(config, key), value, key)
+        self.assertEqual(RunConfig().epochs, synthetic["epochs"])
+        paper = fit_script.config_from_args(
+            fit_script.parse_args(["--dataset", "mars", "--root", "/data/MARS"])
+        )
+        self.assertEqual(
+            (paper.preset, paper.epochs, paper.seq_len, paper.image_size, paper.learning_rate),
+            ("asanet_b", 700, 6, (256, 128), 3e-4),
+        )
+        self.assertEqual(paper.scaled_decay_epochs(), (100, 250, 350))
+        self.assertEqual(paper.random_erasing, 0.5)
+        self.assertEqual(config.scaled_decay_epochs(), (27, 33))
+
     def test_resume_without_checkpoint(self):
         out = self.get_temp_dir()
         code, err = self.run_main("--root", self.data, "--output", out, "--resume", *TINY_RUN)
