@@ -140,6 +140,13 @@ def add_run_arguments(p, ablation=False):
         "MARS / Duke; 0 on synthetic, see docs/results.md)",
     )
     p.add_argument(
+        "--color-jitter",
+        type=float,
+        default=0.0,
+        help="per-clip lighting change of the training clips: brightness x [1-j, 1+j] and a "
+        "per-channel tint x [1-j/2, 1+j/2] (default 0, none)",
+    )
+    p.add_argument(
         "--dataset-seed",
         type=int,
         default=0,
@@ -229,6 +236,7 @@ def config_from_args(args):
         if args.no_heldout_eval or args.dataset != "synthetic"
         else (args.heldout_seed),
         loss_weights=args.loss_weights,
+        color_jitter=args.color_jitter,
         verbose=0 if args.quiet else 1,
         **settings,
     )

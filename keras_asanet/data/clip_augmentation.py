@@ -28,6 +28,7 @@ class ClipTransform:
     flip: bool
     shift: tuple | None
     erase: tuple | None
+    gain: tuple | None = None
 
 
 @dataclasses.dataclass
@@ -42,6 +43,11 @@ class ClipAugmentation:
         erasing_area: `(min, max)` fraction of the frame area erased.
         erasing_aspect: `(min, max)` aspect ratio of the erased rectangle (log-uniform).
         erasing_fill: per-channel fill value in pixels (ImageNet mean by default).
+        color_jitter: strength `j` of a per-clip lighting change: every pixel is multiplied by
+            a brightness gain in `[1 - j, 1 + j]` times a per-channel tint in
+            `[1 - j/2, 1 + j/2]` (clipped to [0, 255]), the way camera sites differ in light and
+            white balance. 0 (default, the paper's recipe) draws nothing, so the random
+            streams of the other transforms are unchanged.
 
     Call arguments:
         clip: `(T, H, W, 3)` float32 array (pixels in [0, 255]).
@@ -57,6 +63,7 @@ class ClipAugmentation:
     erasing_area: tuple = (0.02, 0.4)
     erasing_aspect: tuple = (0.3, 3.3)
     erasing_fill: tuple = IMAGENET_MEAN_PIXELS
+    color_jitter: float = 0.0
 
     @classmethod
     def for_image_size(cls, height, width, **kwargs):
@@ -71,6 +78,8 @@ class ClipAugmentation:
                 raise ValueError(f"{name} must be in [0, 1], got {value}.")
         if self.padding < 0:
             raise ValueError(f"padding must be >= 0, got {self.padding}.")
+        if not 0.0 <= self.color_jitter < 1.0:
+            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}.")
         lo, hi = self.erasing_area
         if not 0.0 < lo <= hi < 1.0:
             raise ValueError(
@@ -102,7 +111,12 @@ class ClipAugmentation:
         box = None
         if rng.random() < self.erasing_probability:
             box = self.erasing_box(height, width, rng)
-        return ClipTransform(flip, shift, box)
+        gain = None
+        if self.color_jitter:
+            j = self.color_jitter
+            tint = rng.uniform(1 - j / 2, 1 + j / 2, size=3)
+            gain = tuple(float(g) for g in rng.uniform(1 - j, 1 + j) * tint)
+        return ClipTransform(flip, shift, box, gain)
 
     def apply_into(self, clip, out, transform, flipped=False) -> None:
         """Writes `clip` (any numeric dtype, e.g. decoded uint8 frames) transformed into the
@@ -132,6 +146,9 @@ class ClipAugmentation:
             out[:, dst_y, dst_x] = clip[:, src_y, src_x]
         else:
             out[...] = clip
+        if transform.gain is not None:
+            out *= np.asarray(transform.gain, np.float32)
+            np.clip(out, 0.0, 255.0, out=out)
         if transform.erase is not None:
             y0, y1, x0, x1 = transform.erase
             out[:, y0:y1, x0:x1] = np.asarray(self.erasing_fill, np.float32)

@@ -83,3 +83,28 @@ class ClipTransformTest(TestCase):
         out = np.empty(clip.shape, np.float32)
         aug.apply_into(np.ascontiguousarray(clip[:, :, ::-1]), out, transform, flipped=True)
         np.testing.assert_array_equal(out, expected)
+
+
+class ColorJitterTest(TestCase):
+    def test_one_gain_per_clip_and_channel_within_bounds(self):
+        aug = ClipAugmentation(
+            flip_probability=0.0, padding=0, erasing_probability=0.0, color_jitter=0.4
+        )
+        clip = np.full((3, 8, 4, 3), 100.0, np.float32)
+        out = aug(clip, np.random.default_rng(0))
+        gains = out[0, 0, 0] / 100.0
+        self.assertAllClose(out / 100.0, np.broadcast_to(gains, out.shape), atol=1e-5)
+        self.assertTrue(np.all(gains >= 0.6 * 0.8 - 1e-6) and np.all(gains <= 1.4 * 1.2 + 1e-6))
+        self.assertFalse(np.allclose(gains, gains[0]))  # a tint, not only a brightness
+        bright = aug(np.full((1, 2, 2, 3), 250.0, np.float32), np.random.default_rng(3))
+        self.assertLessEqual(float(bright.max()), 255.0)
+
+    def test_off_by_default_and_leaves_the_other_draws_unchanged(self):
+        plain = ClipAugmentation()
+        self.assertIsNone(plain.draw(16, 8, np.random.default_rng(1)).gain)
+        jitter = ClipAugmentation(color_jitter=0.3)
+        a = plain.draw(16, 8, np.random.default_rng(1))
+        b = jitter.draw(16, 8, np.random.default_rng(1))
+        self.assertEqual((a.flip, a.shift, a.erase), (b.flip, b.shift, b.erase))
+        with self.assertRaisesRegex(ValueError, "color_jitter"):
+            ClipAugmentation(color_jitter=1.5)

@@ -52,6 +52,16 @@ ABLATION_ROWS = {
         {"loss_weights": "printed"},
         {},
     ),
+    "ASANet-a, lambda_BCE 15": (
+        "the full ASANet-a with a 10x stronger attribute loss (lambda_BCE 15 on the joint mean)",
+        {},
+        {"bce_weight": 15.0},
+    ),
+    "ASANet-a, colour jitter 0.4": (
+        "the full ASANet-a trained with per-clip lighting jitter (brightness and tint)",
+        {"color_jitter": 0.4},
+        {},
+    ),
     "ASANet-a, GeM pooling": (
         "the full ASANet-a with GeM (clamped) pooling of the signed identity maps",
         {"identity_pooling": "gem"},

@@ -72,6 +72,7 @@ class RunConfig:
     model_overrides: dict = dataclasses.field(default_factory=dict)
     random_erasing: float = DATASET_DEFAULTS["synthetic"]["random_erasing"]
     heldout_seed: int | None = 1000
+    color_jitter: float = 0.0
     pretrained: str | None = None
     mixed_precision: str | None = None
     jit_compile: str = "auto"
@@ -240,7 +241,9 @@ def train(config, log=print):
             seq_len=config.seq_len,
             image_size=tuple(config.image_size),
             augmentation=ClipAugmentation.for_image_size(
-                *config.image_size, erasing_probability=config.random_erasing
+                *config.image_size,
+                erasing_probability=config.random_erasing,
+                color_jitter=config.color_jitter,
             ),
             seed=config.seed,
             workers=config.workers,
