@@ -142,9 +142,9 @@ def add_run_arguments(p, ablation=False):
     p.add_argument(
         "--color-jitter",
         type=float,
-        default=0.0,
+        default=None,
         help="per-clip lighting change of the training clips: brightness x [1-j, 1+j] and a "
-        "per-channel tint x [1-j/2, 1+j/2] (default 0, none)",
+        "per-channel tint x [1-j/2, 1+j/2] (default: 0.4 on synthetic, 0 on MARS / Duke)",
     )
     p.add_argument(
         "--dataset-seed",
@@ -210,6 +210,7 @@ def config_from_args(args):
         "decay_epochs": None if args.decay_epochs is None else tuple(args.decay_epochs),
         "identity_pooling": args.identity_pooling,
         "random_erasing": args.random_erasing,
+        "color_jitter": args.color_jitter,
     }
     settings = dataset_defaults(args.dataset)
     settings.update({k: v for k, v in given.items() if v is not None})
@@ -236,7 +237,6 @@ def config_from_args(args):
         if args.no_heldout_eval or args.dataset != "synthetic"
         else (args.heldout_seed),
         loss_weights=args.loss_weights,
-        color_jitter=args.color_jitter,
         verbose=0 if args.quiet else 1,
         **settings,
     )
