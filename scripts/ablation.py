@@ -30,6 +30,11 @@ def parse_args(argv=None):
     p.add_argument("--rows", nargs="+", default=None, help="rows to run (default: all)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     p.add_argument(
+        "--reuse-only",
+        action="store_true",
+        help="tabulate the finished runs in --output only; train nothing",
+    )
+    p.add_argument(
         "--results",
         default="docs/results.md",
         help="markdown file to write (default docs/results.md; '' to skip)",
@@ -68,7 +73,13 @@ def main(argv=None):
 
     start = time.time()
     measures, summary, seconds = ablation.run_ablation(
-        rows, args.seeds, base, output, args.heldout_seed, on_measure=save
+        rows,
+        args.seeds,
+        base,
+        output,
+        args.heldout_seed,
+        on_measure=save,
+        reuse_only=args.reuse_only,
     )
     env = ablation.environment()
     table = ablation.markdown_table(summary)
@@ -76,8 +87,11 @@ def main(argv=None):
         f"Command: `{command.strip()}`  \n"
         f"Backend {env['backend']} {env.get('backend_version', '')}, Keras {env['keras']}, "
         f"Python {env['python']}, {env['machine']}; {len(args.seeds)} training seeds "
-        f"({', '.join(map(str, args.seeds))}), evaluated on the synthetic dataset of seed "
-        f"{args.heldout_seed} (unseen identities and scenes); wall time "
+        f"({', '.join(map(str, args.seeds))}; a row lists the seeds it has), evaluated on the "
+        "synthetic dataset of seed "
+        f"{args.heldout_seed} (unseen identities and scenes); the runs trained for "
+        f"{sum(m.train_seconds for m in measures) / 60:.0f} min in all (measured with up to "
+        "three runs sharing the 2 cores, so a single idle run is faster); this command took "
         f"{(time.time() - start) / 60:.1f} min."
     )
     print(header)

@@ -204,8 +204,8 @@ def markdown_table(summary):
     lines = [
         "| row | mAP (unseen) | rank-1 (unseen) | raw pixels mAP | ID-rel. attr. acc. "
         "(majority) | ID-irr. attr. acc. (majority) | ASRE mask IoU (centre prior) "
-        "| mAP (seen scenes) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| mAP (seen scenes) | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def with_ref(s, value, ref):
@@ -218,7 +218,8 @@ def markdown_table(summary):
             f"| {s['row']} | {_fmt(s['mAP'])} | {_fmt(s['rank1'])} | {_fmt(s['baseline_mAP'])} "
             f"| {with_ref(s, 'attr_re', 'majority_re')} "
             f"| {with_ref(s, 'attr_ir', 'majority_ir')} "
-            f"| {with_ref(s, 'mask_iou', 'centre_prior_iou')} | {_fmt(s['seen_mAP'])} |"
+            f"| {with_ref(s, 'mask_iou', 'centre_prior_iou')} | {_fmt(s['seen_mAP'])} "
+            f"| {', '.join(map(str, s['seeds']))} |"
         )
     return "\n".join(lines)
 
@@ -244,8 +245,12 @@ def environment():
     return info
 
 
-def run_ablation(rows, seeds, base_config, output, heldout_seed, log=print, on_measure=None):
-    """Runs every (row, seed), returns `(measures, summary, seconds)`."""
+def run_ablation(
+    rows, seeds, base_config, output, heldout_seed, log=print, on_measure=None, reuse_only=False
+):
+    """Runs every (row, seed), returns `(measures, summary, seconds)`. With `reuse_only`, a
+    (row, seed) without a finished run in `output` is skipped instead of trained (to tabulate
+    what exists, e.g. a row measured on fewer seeds)."""
     if heldout_seed in seeds:
         raise ValueError(
             f"The held-out seed {heldout_seed} is also a training seed: the evaluation must "
@@ -256,6 +261,10 @@ def run_ablation(rows, seeds, base_config, output, heldout_seed, log=print, on_m
     for row in rows:
         for seed in seeds:
             slug = "".join(c if c.isalnum() else "_" for c in row).strip("_")
+            finished = os.path.join(output, slug, f"seed{seed}", "results.json")
+            if reuse_only and not os.path.isfile(finished):
+                log(f"[{row} / seed {seed}] no finished run in {output}: skipped (--reuse-only)")
+                continue
             measure = run_one(
                 row, seed, base_config, os.path.join(output, slug, f"seed{seed}"), heldout_seed, log
             )
