@@ -97,9 +97,12 @@ def main(argv=None):
     print(header)
     print(table)
     if args.results:
-        readme = os.path.join(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md"
-        )
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        # The README's block is the project's table: only a run that writes the project's
+        # docs/results.md updates it (a results file elsewhere leaves the README alone).
+        readme = None
+        if os.path.abspath(args.results) == os.path.join(repo, "docs", "results.md"):
+            readme = os.path.join(repo, "README.md")
         ablation.write_results(args.results, header, table, summary, measures, readme=readme)
         print(f"Wrote {args.results}")
     return 0

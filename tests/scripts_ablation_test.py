@@ -96,6 +96,8 @@ class AblationScriptTest(TestCase):
         finally:
             os.environ["HOME"] = env_home
         self.assertEqual(code, 0, out.getvalue())
+        readme = open(os.path.join(ROOT, "README.md")).read()
+        self.assertNotIn(tmp, readme)  # a results file elsewhere leaves the README alone
         text = open(results).read()
         self.assertIn("prose stays", text)
         self.assertIn("| +asre |", text)
