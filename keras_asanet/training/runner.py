@@ -158,7 +158,7 @@ class RunConfig:
 
 def load_dataset(config):
     """The dataset of a run (builds the synthetic one once, cached at its root)."""
-    from keras_asanet.data import default_synthetic_root, get_dataset, make_synthetic_mars
+    from keras_asanet.data import default_synthetic_root, get_dataset
 
     if config.dataset == "synthetic":
         # The dataset has its own seed (not the training seed), and each parameter set its
@@ -166,15 +166,22 @@ def load_dataset(config):
         root = config.root or default_synthetic_root(
             config.synthetic_identities, config.image_size, config.dataset_seed
         )
-        make_synthetic_mars(
-            root,
-            num_identities=config.synthetic_identities,
-            image_size=tuple(config.image_size),
-            seed=config.dataset_seed,
-            verbose=bool(config.verbose),
-        )
+        _build_synthetic(config, root, config.dataset_seed)
         return get_dataset("synthetic", root, attributes="auto" if config.attributes else None)
     return get_dataset(config.dataset, config.root)
+
+
+def _build_synthetic(config, root, seed):
+    """Builds (or reuses) the synthetic dataset of `seed` at `root`, at the run's size."""
+    from keras_asanet.data import make_synthetic_mars
+
+    make_synthetic_mars(
+        root,
+        num_identities=config.synthetic_identities,
+        image_size=tuple(config.image_size),
+        seed=seed,
+        verbose=bool(config.verbose),
+    )
 
 
 def build_model(config, dataset):
@@ -397,7 +404,7 @@ def train(config, log=print):
 def _evaluate_unseen(model, config, eval_kwargs):
     """The model on the test split of the synthetic dataset of `config.heldout_seed`: new
     identities in new scenes, the honest measure of what it learned."""
-    from keras_asanet.data import default_synthetic_root, get_dataset, make_synthetic_mars
+    from keras_asanet.data import default_synthetic_root, get_dataset
     from keras_asanet.training import callbacks as cb
 
     if config.root:  # beside the training data the user placed, not in the home cache
@@ -406,13 +413,7 @@ def _evaluate_unseen(model, config, eval_kwargs):
         root = default_synthetic_root(
             config.synthetic_identities, config.image_size, config.heldout_seed
         )
-    make_synthetic_mars(
-        root,
-        num_identities=config.synthetic_identities,
-        image_size=tuple(config.image_size),
-        seed=config.heldout_seed,
-        verbose=bool(config.verbose),
-    )
+    _build_synthetic(config, root, config.heldout_seed)
     heldout = get_dataset("synthetic", root)
     report = cb.evaluate_asanet(model, heldout, **{**eval_kwargs, "verbose": False})
     if model.uses_re_asre or model.uses_ir_asre:
