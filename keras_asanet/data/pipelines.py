@@ -27,6 +27,36 @@ def _check_common(tracklets, seq_len, image_size):
         raise ValueError(f"image_size must be (height, width) of positive ints, got {image_size}.")
 
 
+def check_identity_labels(pids, num_classes=None):
+    """Refuses identity labels a classifier of `num_classes` outputs cannot take.
+
+    Checked once where the data meets the model: inside a compiled train step an
+    out-of-range label is not an error (JAX's one-hot gives a zero row, `take` clips), so
+    the loss would be silently wrong.
+
+    Args:
+        pids: the training tracklets' identity labels.
+        num_classes: the classifier width (labels must lie in `[0, num_classes)`), or `None`
+            to check only that no label is negative.
+    """
+    pids = np.asarray(pids)
+    if pids.size == 0:
+        return
+    low, high = int(pids.min()), int(pids.max())
+    if low < 0:
+        raise ValueError(
+            f"Training identity labels must be >= 0, found {low}: relabel the training "
+            "identities to 0..N-1 (the dataset readers do) and leave junk / distractor "
+            "tracklets (pid -1) out of the training split."
+        )
+    if num_classes is not None and high >= int(num_classes):
+        raise ValueError(
+            f"The largest training identity label is {high} but num_identities is "
+            f"{int(num_classes)}: labels must lie in [0, {int(num_classes)}); relabel the "
+            "training identities to 0..N-1 or build the model with more identities."
+        )
+
+
 def make_targets(tracklets, schema):
     """The targets dict of a list of tracklets: pids, cameras, attribute vectors and mask.
 
@@ -78,6 +108,8 @@ class TrainClipDataset(keras.utils.PyDataset):
             `image_size` (`ClipAugmentation.for_image_size`), or `False` for none.
         seed: seed of sampling and augmentation.
         workers, use_multiprocessing, max_queue_size: as `keras.utils.PyDataset`.
+        num_classes: the model's identity classifier width; when given, every pid must lie
+            in `[0, num_classes)` (`check_identity_labels`; negative pids are always refused).
 
     Example:
 
@@ -106,12 +138,14 @@ class TrainClipDataset(keras.utils.PyDataset):
         workers=1,
         use_multiprocessing=False,
         max_queue_size=10,
+        num_classes=None,
     ):
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
         )
         _check_common(tracklets, seq_len, image_size)
         self.tracklets = list(tracklets)
+        check_identity_labels([t.pid for t in self.tracklets], num_classes)
         self.attribute_schema = attribute_schema
         self.seq_len = int(seq_len)
         self.image_size = tuple(int(v) for v in image_size)

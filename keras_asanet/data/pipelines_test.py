@@ -120,6 +120,27 @@ class PipelinesTest(TestCase):
         with self.assertRaisesRegex(ValueError, os.path.basename(bad)):
             data[0]
 
+    def test_identity_labels_outside_the_classifier_are_refused(self):
+        import dataclasses
+
+        train = list(self.mars.train)
+        n = self.mars.num_train_pids
+        self.make(num_classes=n)  # relabelled 0..n-1: accepted
+        # One identity keeps a dataset id (n + 4): named with the classifier width.
+        shifted = [dataclasses.replace(t, pid=n + 4) if t.pid == 0 else t for t in train]
+        message = f"largest training identity label is {n + 4} but num_identities is {n}"
+        with self.assertRaisesRegex(ValueError, message):
+            TrainClipDataset(shifted, None, num_identities=3, num_instances=2, num_classes=n)
+        junk = [dataclasses.replace(t, pid=-1) if t.pid == 0 else t for t in train]
+        with self.assertRaisesRegex(ValueError, "must be >= 0, found -1"):
+            TrainClipDataset(junk, None, num_identities=3, num_instances=2)
+
+    def test_degenerate_batches_are_refused(self):
+        with self.assertRaisesRegex(ValueError, "no positive pair"):
+            self.make(num_instances=1)
+        with self.assertRaisesRegex(ValueError, "no negative"):
+            self.make(num_identities=1)
+
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "seq_len"):
             self.make(seq_len=0)

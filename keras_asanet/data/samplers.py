@@ -19,8 +19,8 @@ class PKSampler:
 
     Args:
         pids: the identity label of each training tracklet (a sequence of ints).
-        num_identities: P, identities per batch.
-        num_instances: K, tracklets per identity.
+        num_identities: P, identities per batch (>= 2: negatives for the triplet loss).
+        num_instances: K, tracklets per identity (>= 2: positives for the triplet loss).
         seed: the seed of every epoch's plan.
 
     Example:
@@ -41,6 +41,19 @@ class PKSampler:
             raise ValueError(
                 f"P (num_identities={num_identities}) and K (num_instances={num_instances}) "
                 "must be >= 1."
+            )
+        # The losses need both kinds of pair in every batch, and P * K = 1 lets batch norm
+        # zero every feature: a degenerate batch trains on wrong numbers without an error.
+        if int(num_instances) < 2:
+            raise ValueError(
+                f"K = {num_instances} tracklet per identity: the triplet losses (WRT, PMI) find "
+                "no positive pair in such a batch (no two clips of one identity); use K >= 2 "
+                "(the paper uses 4)."
+            )
+        if int(num_identities) < 2:
+            raise ValueError(
+                f"P = {num_identities} identity per batch: the triplet loss finds no negative "
+                "(every clip has the same identity); use P >= 2 (the paper uses 8)."
             )
         self.identities = np.unique(pids)
         if int(num_identities) > len(self.identities):

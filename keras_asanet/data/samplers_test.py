@@ -56,3 +56,12 @@ class PKSamplerTest(TestCase):
             PKSampler([], 1, 1)
         with self.assertRaisesRegex(ValueError, "integers"):
             PKSampler([0.5, 1.5], 1, 1)
+
+    def test_degenerate_batches_are_refused(self):
+        # K = 1: no positive pair; P = 1: no negative; both: batch norm over one clip.
+        with self.assertRaisesRegex(ValueError, "K = 1 .* no positive pair"):
+            PKSampler(self.pids, num_identities=2, num_instances=1)
+        with self.assertRaisesRegex(ValueError, "P = 1 .* no negative"):
+            PKSampler(self.pids, num_identities=1, num_instances=4)
+        with self.assertRaisesRegex(ValueError, "K = 1"):
+            PKSampler(self.pids, num_identities=1, num_instances=1)

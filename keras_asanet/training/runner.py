@@ -258,9 +258,10 @@ def train(config, log=print):
             ),
             seed=config.seed,
             workers=config.workers,
+            num_classes=dataset.num_train_pids,
         )
     except ValueError as err:
-        raise UsageError(f"--batch {p} {k}: {err}") from None
+        raise UsageError(f"Training data (--batch {p} {k}): {err}") from None
     model = build_model(config, dataset)
     steps = len(train_data)
     schedule = step_decay_schedule(config.learning_rate, config.scaled_decay_epochs(), steps)
