@@ -136,6 +136,21 @@ def load_checkpoint(path, model):
     return state
 
 
+def latest_state(directory):
+    """`(state, path)` of the newest checkpoint whose state.json is readable, without
+    loading any weights (a resumed run compares its settings before building a model), or
+    `(None, None)` when there is none."""
+    for path in reversed(list_checkpoints(directory)):
+        try:
+            with open(os.path.join(path, "state.json")) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(state, dict):
+            return state, path
+    return None, None
+
+
 def restore_latest(directory, model, log=print):
     """Loads the newest usable checkpoint under `directory`, falling back to older ones.
 

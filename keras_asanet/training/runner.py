@@ -81,6 +81,9 @@ class RunConfig:
     mixed_precision: str | None = None
     jit_compile: str = "auto"
     resume: bool = False
+    resume_override: bool = False
+    overwrite: bool = False
+    check_frames: bool = False
     output: str = "runs/asanet"
     seed: int = 0
     eval_every: int = 0
@@ -156,6 +159,137 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+#: The settings a resumed run must share with the run that wrote its checkpoint: each
+#: changes what is trained. `epochs` is not among them (a run may be extended); the
+#: output, display, worker and evaluation settings neither.
+RESUME_KEYS = (
+    "dataset",
+    "dataset_seed",
+    "synthetic_identities",
+    "preset",
+    "seq_len",
+    "image_size",
+    "batch",
+    "learning_rate",
+    "weight_decay",
+    "decay_epochs",
+    "pmi",
+    "attributes",
+    "loss_weights",
+    "identity_pooling",
+    "model_overrides",
+    "random_erasing",
+    "color_jitter",
+    "seed",
+    "mixed_precision",
+)
+
+
+def _plain(value):
+    """A JSON round trip, so tuples and lists (a saved config's) compare equal."""
+    return json.loads(json.dumps(value, default=float))
+
+
+def resume_differences(saved, config):
+    """`[(key, saved value, new value)]` of the `RESUME_KEYS` on which `config` differs
+    from a checkpoint's saved `run_config` (keys the saved config lacks are not compared).
+
+    `decay_epochs` is compared as the schedule each run actually uses: left unset it is
+    scaled from `epochs`, so extending a run moves its decays unless they are given.
+    """
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    differences = []
+    for key in RESUME_KEYS:
+        if key not in saved:
+            continue
+        old, new = saved[key], getattr(config, key)
+        if key == "decay_epochs":
+            known = {k: v for k, v in saved.items() if k in fields}
+            try:
+                old = RunConfig(**known).scaled_decay_epochs()
+            except (TypeError, ValueError):
+                pass
+            new = config.scaled_decay_epochs()
+        if _plain(old) != _plain(new):
+            differences.append((key, _plain(old), _plain(new)))
+    return differences
+
+
+def check_resume_settings(config, ckpt_dir, log=print):
+    """Refuses to resume with settings that differ from the checkpoint's on `RESUME_KEYS`
+    (a run that silently changes its recipe halfway gives numbers of neither), unless
+    `config.resume_override`, which logs each difference."""
+    from keras_asanet.training.checkpoint import latest_state
+
+    state, path = latest_state(ckpt_dir)
+    if state is None:
+        return []  # restore_latest reports the missing checkpoint
+    saved = state.get("run_config")
+    if not isinstance(saved, dict) or not saved:
+        log(f"warning: {path} holds no run settings; the resumed settings are not compared.")
+        return []
+    differences = resume_differences(saved, config)
+    if not differences:
+        return []
+    lines = [f"  {key}: saved {old!r}, new {new!r}" for key, old, new in differences]
+    if config.resume_override:
+        log(
+            "warning: --resume-override: resuming with settings that differ from the "
+            f"checkpoint's ({path}):\n" + "\n".join(lines)
+        )
+        return differences
+    raise UsageError(
+        f"--resume: these settings differ from the checkpoint's ({path}):\n"
+        + "\n".join(lines)
+        + "\nDrop those flags to continue with the saved settings (scripts/fit.py --resume "
+        "takes every setting you do not type from the checkpoint), or pass --resume-override "
+        "(resume_override=True) to continue with the new ones anyway."
+    )
+
+
+#: Fields a resumed run always takes from its caller, never from the checkpoint.
+CALLER_FIELDS = (
+    "output",
+    "resume",
+    "resume_override",
+    "overwrite",
+    "check_frames",
+    "verbose",
+    "workers",
+)
+
+
+def with_saved_settings(config, explicit=()):
+    """`config` with every field not in `explicit` taken from the run_config of the newest
+    checkpoint in `config.output` (`CALLER_FIELDS` excepted).
+
+    Why: a plain `scripts/fit.py --resume` must continue the saved run even where a default
+    has changed since; only the settings the user typed are "new" and compared by
+    `check_resume_settings`. Unset `decay_epochs` keeps the saved run's schedule, so
+    extending `epochs` does not move its decays.
+
+    Args:
+        config: the `RunConfig` of the command line.
+        explicit: names of the fields the user set.
+    """
+    from keras_asanet.training.checkpoint import latest_state
+
+    state, _ = latest_state(os.path.join(config.output, "checkpoints"))
+    saved = (state or {}).get("run_config")
+    if not isinstance(saved, dict) or not saved:
+        return config
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    known = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}
+    taken = {k: v for k, v in known.items() if k not in explicit and k not in CALLER_FIELDS}
+    resumed = dataclasses.replace(config, **taken)
+    if "decay_epochs" not in explicit and known.get("decay_epochs") is None:
+        try:
+            resumed.decay_epochs = RunConfig(**known).scaled_decay_epochs()
+        except (TypeError, ValueError):
+            pass
+    return resumed
+
+
 def load_dataset(config):
     """The dataset of a run (builds the synthetic one once, cached at its root)."""
     from keras_asanet.data import default_synthetic_root, get_dataset
@@ -216,10 +350,24 @@ def build_model(config, dataset):
 def train(config, log=print):
     """Runs training and the final evaluation; returns the results dict.
 
+    The run owns `config.output` while it lives (`keras_asanet.training.run_folder`): a
+    lock refuses a second writer, and a fresh run into a folder holding an earlier run is
+    refused unless `config.resume` or `config.overwrite`.
+
     Raises:
         UsageError: bad settings (the CLI turns it into exit code 2).
         keras_asanet.training.checkpoint.CheckpointError: `resume` without a usable checkpoint.
     """
+    from keras_asanet.training.run_folder import claim_run_folder
+
+    config.validate()
+    with claim_run_folder(
+        config.output, resume=config.resume, overwrite=config.overwrite, log=log
+    ) as folder:
+        return _train(config, folder, log)
+
+
+def _train(config, folder, log):
     import keras
 
     from keras_asanet.data.clip_augmentation import ClipAugmentation
@@ -228,8 +376,6 @@ def train(config, log=print):
     from keras_asanet.training.checkpoint import restore_latest
     from keras_asanet.training.optimizers import make_optimizer, step_decay_schedule
 
-    config.validate()
-    os.makedirs(config.output, exist_ok=True)
     ckpt_dir = os.path.join(config.output, "checkpoints")
     if config.resume and not os.path.isdir(ckpt_dir):
         from keras_asanet.training.checkpoint import CheckpointError
@@ -237,6 +383,8 @@ def train(config, log=print):
         raise CheckpointError(
             f"--resume: {ckpt_dir!r} does not exist; nothing to resume in {config.output!r}."
         )
+    if config.resume:
+        check_resume_settings(config, ckpt_dir, log=log)
     keras.utils.set_random_seed(config.seed)
 
     dataset = load_dataset(config)
@@ -297,6 +445,8 @@ def train(config, log=print):
         results["untrained"] = _summary(untrained)
         log("Untrained model: " + _one_line(results["untrained"]))
 
+    # Everything the run needs is ready: only now may --overwrite remove the earlier run.
+    folder.clear_previous(log)
     guard = cb.NaNGuard()
     evaluation = cb.ReIDEvaluation(
         dataset,
