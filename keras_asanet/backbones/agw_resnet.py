@@ -148,6 +148,10 @@ class AGWResNet(keras.Model):
             `4 * width * 2**k`. Defaults to 64 (ResNet-50).
         non_local: 4 ints, non-local blocks after the last blocks of each stage. Defaults to
             `(0, 2, 3, 0)` (AGW).
+        stem_pool: bool, whether the stem ends with ResNet's 3x3 stride-2 max pooling.
+            Defaults to `True` (ResNet-50, needed for ImageNet weights to mean what they
+            did). `False` halves the output stride (maps `H/8 x W/8`): on small frames
+            (64x32) it gives ASRE and the pooling an 8x4 grid instead of 4x2.
         last_stride: int, stride of layer4 (the ID branch). Defaults to 1 (AGW / ASA-Net);
             2 is the ImageNet ResNet.
         include_layer4: bool, build the ID branch (layer4). Defaults to `True`.
@@ -202,6 +206,7 @@ class AGWResNet(keras.Model):
         width=64,
         non_local=(0, 2, 3, 0),
         last_stride=1,
+        stem_pool=True,
         include_layer4=True,
         normalize_input=True,
         normalization="torch",
@@ -237,6 +242,11 @@ class AGWResNet(keras.Model):
             )
         self.width = width
         self.last_stride = int(last_stride)
+        if not isinstance(stem_pool, bool):
+            raise ValueError(
+                f"`stem_pool` must be True or False; received stem_pool={stem_pool!r}."
+            )
+        self.stem_pool = stem_pool
         self.include_layer4 = bool(include_layer4)
         self.normalize_input = bool(normalize_input)
         self.normalization = normalization
@@ -362,7 +372,9 @@ class AGWResNet(keras.Model):
         shape = list(input_shape)
         for axis in self._spatial_axes():
             # 7x7/2 conv (pad 3) then 3x3/2 max-pool (pad 1): both map n -> (n - 1) // 2 + 1.
-            shape[axis] = _conv_output_size(_conv_output_size(shape[axis], 2), 2)
+            shape[axis] = _conv_output_size(shape[axis], 2)
+            if self.stem_pool:
+                shape[axis] = _conv_output_size(shape[axis], 2)
         shape[self._channel_axis] = self.width
         return tuple(shape)
 
@@ -424,8 +436,8 @@ class AGWResNet(keras.Model):
         pad = [[0, 0], [0, 0], [0, 0], [0, 0]]
         for axis in self._spatial_axes(self._compute_format):
             pad[axis] = [1, 1]
-        x = ops.pad(x, pad, constant_values=float("-inf"))
-        x = self.maxpool(x)
+        if self.stem_pool:
+            x = self.maxpool(ops.pad(x, pad, constant_values=float("-inf")))
         x = self.layer1(x, training=training)
         x = self.layer2(x, training=training)
         return self.layer3(x, training=training)
@@ -460,6 +472,7 @@ class AGWResNet(keras.Model):
                 "width": self.width,
                 "non_local": list(self.non_local),
                 "last_stride": self.last_stride,
+                "stem_pool": self.stem_pool,
                 "include_layer4": self.include_layer4,
                 "normalize_input": self.normalize_input,
                 "normalization": self.normalization,

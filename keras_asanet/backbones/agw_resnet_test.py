@@ -90,6 +90,7 @@ def torch_reference(
     stride_in_1x1=False,
     stem_relu=True,
     non_local=(0, 0, 0, 0),
+    stem_pool=True,
 ):
     """ResNet (+ AGW non-local) forward with `torch.nn.functional`, in float64, inference.
 
@@ -129,7 +130,8 @@ def torch_reference(
     x = bn(F.conv2d(x, t["conv1.weight"], stride=2, padding=3), "bn1")
     if stem_relu:
         x = F.relu(x)
-    x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+    if stem_pool:
+        x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
     outputs = {}
     for s, n in enumerate(block_counts, start=1):
         stride = (1, 2, 2, last_stride)[s - 1]
@@ -269,6 +271,10 @@ class AGWResNetTest(TestCase):
             {"layer3": (6, 16, 8, 1024), "layer4": (6, 8, 4, 2048)},
         )
         self.assertEqual(
+            AGWResNet(stem_pool=False).compute_output_shape((6, 64, 32, 3)),
+            {"layer3": (6, 8, 4, 1024), "layer4": (6, 8, 4, 2048)},
+        )
+        self.assertEqual(
             AGWResNet(include_layer4=False).compute_output_shape((6, None, None, 3)),
             {"layer3": (6, None, None, 1024)},
         )
@@ -282,6 +288,7 @@ class AGWResNetTest(TestCase):
             (0, 0, 0, 0),
             {"stride_in_1x1": True, "last_stride": 2, "stem_relu": False},
         ),
+        ("no_stem_pool", ".pth", (0, 1, 1, 0), {"stem_pool": False}),
     )
     def test_matches_torch_reference(self, extension, non_local, options):
         sd = make_resnet_state_dict(1, num_classes=10, **TINY)
@@ -383,6 +390,8 @@ class AGWResNetTest(TestCase):
             AGWResNet(width=0)
         with self.assertRaisesRegex(ValueError, "last_stride=3"):
             AGWResNet(last_stride=3)
+        with self.assertRaisesRegex(ValueError, "stem_pool=1"):
+            AGWResNet(stem_pool=1)
         with self.assertRaisesRegex(ValueError, "normalization='tf'"):
             AGWResNet(normalization="tf")
         tiny = AGWResNet(block_counts=(1, 1, 1, 1), width=4, non_local=(0, 0, 0, 0))
