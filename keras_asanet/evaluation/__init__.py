@@ -2,10 +2,11 @@
 cross-dataset), attribute accuracy, per-query breakdowns, the raw-pixels baseline and the
 ASRE mask score.
 
-Everything here except `extract_features` / `evaluate_model` / `mask_score` (which import
-Keras lazily, when called) is numpy-only.
+Everything here except `extract_features` / `evaluate_model` / `evaluate_asanet` /
+`mask_score` (which import Keras lazily, when called) is numpy-only.
 """
 
+from keras_asanet.evaluation.asanet_evaluation import evaluate_asanet
 from keras_asanet.evaluation.attribute_accuracy import AttributeAccuracy, attribute_accuracy
 from keras_asanet.evaluation.breakdown import (
     CameraPairBreakdown,
@@ -61,6 +62,7 @@ __all__ = [
     "clip_plan",
     "cross_dataset_protocol",
     "duke_protocol",
+    "evaluate_asanet",
     "evaluate_distance_matrix",
     "evaluate_model",
     "evaluate_ranking",

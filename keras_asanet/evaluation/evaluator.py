@@ -123,6 +123,7 @@ def evaluate_model(
     verbose=True,
     baseline=True,
     baseline_image_size=DEFAULT_BASELINE_IMAGE_SIZE,
+    call_kwargs=None,
 ) -> EvaluationReport:
     """Evaluates a model on a dataset's test split and returns the full report.
 
@@ -130,8 +131,8 @@ def evaluate_model(
         model: a model mapping clips `(B, T, H, W, 3)` in [0, 255] to features `(B, D)`, or
             to a dict holding the feature under `feature_key` and, optionally, attribute
             logits under `id_relevant_key` / `id_irrelevant_key` (reported beside re-ID).
-            For `ASANet`, call `model.set_inference_outputs("dict")` first to get the
-            attribute logits (its keys are the defaults here).
+            For an `ASANet`, `evaluate_asanet` asks for its output dict (whose keys are the
+            defaults here) through `call_kwargs`.
         dataset: an object with `.name`, `.query`, `.gallery` and `.attribute_schema`
             (`keras_asanet.data.get_dataset(name, root)`).
         setup: `"usual"` or `"mixing"` (see `keras_asanet.evaluation.protocols`).
@@ -149,6 +150,8 @@ def evaluate_model(
             that what learning added is visible. Computed once per protocol and settings in a
             process (a cache), so evaluating during training does not repeat it.
         baseline_image_size: the baseline's frame size (default 16 x 8).
+        call_kwargs: keyword arguments of every model call (see `extract_features`), e.g.
+            `{"return_dict": True}` for an `ASANet`'s feature and attribute logits.
 
     Returns:
         An `EvaluationReport`.
@@ -169,6 +172,7 @@ def evaluate_model(
         image_size=image_size,
         num_workers=num_workers,
         verbose=verbose,
+        call_kwargs=call_kwargs,
     )
     notes = []
     re_logits = ir_logits = None

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_asanet.data.clip_checks import check_clip_batch
 from keras_asanet.data.frame_sampling import dense_chunks, evenly_spaced
 from keras_asanet.data.image_io import read_frame
 
@@ -106,20 +107,45 @@ def _check_seq_len(model, seq_len):
             )
 
 
-def _predictor(model):
+def _predictor(model, call_kwargs=None):
     import keras
 
+    call_kwargs = dict(call_kwargs or {})
     if isinstance(model, keras.Model):
         # predict_on_batch runs in inference mode without gradient tracking on every backend.
+        if call_kwargs:
+            return _called_with(model, call_kwargs).predict_on_batch
         return model.predict_on_batch
     if isinstance(model, keras.layers.Layer):
-        return lambda x: model(x, training=False)
+        return lambda x: model(x, training=False, **call_kwargs)
     if callable(model):
-        return model
+        return (lambda x: model(x, **call_kwargs)) if call_kwargs else model
     raise ValueError(
         f"model must be a Keras model/layer or a callable mapping (B, T, H, W, 3) clips to "
         f"(B, D) features, got {type(model).__name__}."
     )
+
+
+def _called_with(model, call_kwargs):
+    """A `keras.Model` over the same variables whose call is
+    `model(x, training=False, **call_kwargs)`.
+
+    Why: its `predict_on_batch` is compiled and gradient-free like the model's own, but it
+    returns what `call_kwargs` ask for (e.g. an ASANet's output dict with
+    `return_dict=True`) without switching the model's output mode or dropping its compiled
+    predict function.
+    """
+    import keras
+
+    class CalledWith(keras.Model):
+        def __init__(self, inner):
+            super().__init__(name=f"{inner.name}_called_with")
+            self.inner = inner
+
+        def call(self, x):
+            return self.inner(x, training=False, **call_kwargs)
+
+    return CalledWith(model)
 
 
 def _to_numpy_outputs(outputs, batch):
@@ -154,6 +180,7 @@ def extract_features(
     num_workers=4,
     pad_batches=True,
     verbose=True,
+    call_kwargs=None,
 ) -> ExtractedFeatures:
     """Computes one feature per tracklet with a clip model, streaming frames from disk.
 
@@ -178,6 +205,10 @@ def extract_features(
         pad_batches: pad the last batch to `batch_size` (repeating its last clip) so that
             compiled backends never retrace for a new shape.
         verbose: show a tqdm progress bar.
+        call_kwargs: keyword arguments of every model call, e.g. `{"return_dict": True}` for
+            an `ASANet`'s output dict (feature and attribute logits). A Keras model is then
+            run through a compiled wrapper calling `model(x, training=False, **call_kwargs)`,
+            so the model itself is left as it is.
 
     Returns:
         `ExtractedFeatures(features, pids, camids)` in the order of `tracklets`; `features`
@@ -203,7 +234,7 @@ def extract_features(
     seq_len, batch_size = int(seq_len), int(batch_size)
     _check_seq_len(model, seq_len)
     image_size = resolve_image_size(model, image_size)
-    predict = _predictor(model)
+    predict = _predictor(model, call_kwargs)
 
     from tqdm.auto import tqdm
 
@@ -220,6 +251,8 @@ def extract_features(
             clips = _assemble(
                 futures, layout, len(owners), batch_size, pad_batches, seq_len, image_size
             )
+            # NaN / inf refused, a [0, 1] pixel range warned about once per model.
+            check_clip_batch(clips[: len(owners)], owner=model, where="extract_features")
             # Start decoding the next batch before running the model on this one.
             pending = _submit(pool, tracklets, pending_next, image_size)
             outputs = _to_numpy_outputs(predict(clips), len(clips))

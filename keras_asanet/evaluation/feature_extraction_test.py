@@ -71,6 +71,20 @@ def tiny_keras_model(seq_len=3):
     return keras.Model(inputs, outputs)
 
 
+class TwoOutputs(keras.Model):
+    """A feature, or with `as_dict=True` a dict of it and its double (like ASANet's
+    `return_dict`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pool = keras.layers.GlobalAveragePooling3D()
+        self.dense = keras.layers.Dense(3)
+
+    def call(self, clips, as_dict=False):
+        feature = self.dense(self.pool(clips / 255.0))
+        return {"feature": feature, "double": 2.0 * feature} if as_dict else feature
+
+
 class ExtractFeaturesTest(TestCase):
     def setUp(self):
         super().setUp()
@@ -181,6 +195,34 @@ class ExtractFeaturesTest(TestCase):
         self.assertEqual(sorted(out), ["feature", "id_irrelevant"])
         self.assertAllClose(out["feature"], ref)
         self.assertAllClose(out["id_irrelevant"], ref[:, :2])
+
+    def test_call_kwargs_reach_every_call_and_leave_the_model_alone(self):
+        model = TwoOutputs()
+        kw = dict(mode="dense", seq_len=3, batch_size=2, image_size=(H, W), verbose=False)
+        plain, _, _ = extract_features(model, self.tracklets, **kw)
+        predict_function = model.predict_function
+        self.assertIsNotNone(predict_function)
+        out, _, _ = extract_features(model, self.tracklets, call_kwargs={"as_dict": True}, **kw)
+        self.assertEqual(sorted(out), ["double", "feature"])
+        self.assertAllClose(out["feature"], plain, atol=1e-6)
+        self.assertAllClose(out["double"], 2.0 * plain, atol=1e-6)
+        # The model's own compiled predict function is kept, and still returns the feature.
+        self.assertIs(model.predict_function, predict_function)
+        again, _, _ = extract_features(model, self.tracklets, **kw)
+        self.assertAllClose(again, plain)
+        # A plain callable gets the keyword arguments too.
+        calls = []
+
+        def numpy_two_outputs(clips, as_dict=False):
+            calls.append(as_dict)
+            return {"feature": numpy_model(clips)} if as_dict else numpy_model(clips)
+
+        out, _, _ = extract_features(
+            numpy_two_outputs, self.tracklets, call_kwargs={"as_dict": True}, **kw
+        )
+        self.assertTrue(calls and all(calls))
+        ref, _, _ = extract_features(numpy_model, self.tracklets, **kw)
+        self.assertAllClose(out["feature"], ref)
 
     def test_clip_plan(self):
         plan = [(i, c.tolist()) for i, c in clip_plan(self.tracklets, "dense", 3)]

@@ -431,3 +431,31 @@ def mask_score(
         image_size=tuple(image_size),
         threshold=float(threshold),
     )
+
+
+def add_mask_score(report, model, tracklets, **kwargs):
+    """Sets `report.mask_score` to `mask_score(model, tracklets, **kwargs)`, or adds a note
+    to the report saying why it was not computed (not an ASANet, no label maps, no frame
+    where the person covers a mask cell, ...), so that a missing score never fails the
+    evaluation it belongs to.
+
+    Args:
+        report: an `EvaluationReport`.
+        model: the evaluated model.
+        tracklets: the tracklets to score (e.g. `[*dataset.query, *dataset.gallery]`).
+        **kwargs: passed to `mask_score` (`seq_len`, `image_size`, `max_tracklets`, ...).
+
+    Returns:
+        The `MaskScore`, or `None` when it was not computed.
+    """
+    from keras_asanet.evaluation.asanet_evaluation import is_asanet
+
+    if not is_asanet(model):
+        report.notes.append("mask score not computed: the model is not an ASANet.")
+        return None
+    try:
+        report.mask_score = mask_score(model, tracklets, **kwargs)
+    except ValueError as err:
+        report.notes.append(f"mask score not computed: {err}")
+        return None
+    return report.mask_score

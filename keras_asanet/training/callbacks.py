@@ -152,21 +152,11 @@ class ReIDEvaluation(keras.callbacks.Callback):
 
 
 def evaluate_asanet(model, dataset, **kwargs):
-    """`evaluate_model` on an `ASANet`, with its attribute heads reported beside re-ID."""
-    from keras_asanet.evaluation import evaluate_model
+    """`keras_asanet.evaluation.evaluate_asanet` (evaluation logic lives there; kept here for
+    the callers of this module)."""
+    from keras_asanet.evaluation.asanet_evaluation import evaluate_asanet as evaluate
 
-    model.set_inference_outputs("dict")
-    try:
-        return evaluate_model(
-            model,
-            dataset,
-            feature_key="feature",
-            id_relevant_key="re_attr_logits",
-            id_irrelevant_key="ir_attr_logits",
-            **kwargs,
-        )
-    finally:
-        model.set_inference_outputs("feature")
+    return evaluate(model, dataset, **kwargs)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
