@@ -19,14 +19,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from scripts.fit import add_run_arguments, config_from_args, select_backend  # noqa: E402
+from scripts.fit import cli  # noqa: E402  (keras_asanet/cli.py, loaded before Keras)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_run_arguments(p, ablation=True)
+    cli.add_run_arguments(p, ablation=True)
     p.add_argument("--rows", nargs="+", default=None, help="rows to run (default: all)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     p.add_argument(
@@ -45,9 +45,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        select_backend(args.backend)
-    except SystemExit as exit_:
-        print(exit_.code, file=sys.stderr)
+        cli.select_backend(args.backend)
+    except cli.BackendError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_asanet.training import ablation
@@ -60,7 +60,7 @@ def main(argv=None):
             file=sys.stderr,
         )
         return 2
-    base = config_from_args(args)
+    base = cli.config_from_args(args)
     command = "python scripts/ablation.py " + " ".join(
         a if " " not in a else repr(a) for a in (argv if argv is not None else sys.argv[1:])
     )

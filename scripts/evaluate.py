@@ -21,34 +21,45 @@ Frame size and clip length default to the model's training ones when they can be
 run's `results.json` beside the checkpoint, else the size the model was built for), else
 256x128 and T = 6.
 
-Exit code 2 with a message for: an unknown dataset name, a missing dataset root, a missing or
-unreadable checkpoint, and a checkpoint whose identity classifier does not match the dataset
-(a checkpoint of another dataset: pass `--trained-on` for a cross-dataset evaluation).
+Exit code 2 with a message for: an unknown or uninstalled --backend, an unknown dataset name, a
+missing dataset root, a missing or unreadable checkpoint, and a checkpoint whose identity
+classifier does not match the dataset (a checkpoint of another dataset: pass `--trained-on` for
+a cross-dataset evaluation).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BACKENDS = ("jax", "torch", "tensorflow")
-#: Training identities of the public datasets (the classifier width of their checkpoints).
-TRAIN_IDENTITIES = {"mars": 625, "duke": 702}
-#: The synthetic seed evaluated by default: training runs use seed 0.
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+#: The synthetic seed evaluated by default, for --help (Keras is not imported yet): the
+#: training runs' held-out seed, `RunConfig.heldout_seed` (tests/cli_test.py keeps them equal).
 DEFAULT_SYNTHETIC_SEED = 1000
+
+
+def load_cli():
+    """`keras_asanet/cli.py`, loaded by its path: `import keras_asanet` imports Keras, and the
+    backend has to be chosen first."""
+    spec = importlib.util.spec_from_file_location(
+        "keras_asanet_cli", os.path.join(ROOT, "keras_asanet", "cli.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cli = load_cli()
 
 
 def _parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=os.environ.get("KERAS_BACKEND", "torch"),
-        help="Keras backend (set before Keras is imported); default $KERAS_BACKEND or torch",
-    )
+    cli.add_backend_argument(p)
     p.add_argument(
         "--dataset",
         required=True,
@@ -82,19 +93,13 @@ def _parser():
     p.add_argument("--setup", choices=("usual", "mixing"), default="usual")
     p.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
     p.add_argument("--mode", choices=("dense", "sampled"), default="dense")
-    p.add_argument(
-        "--seq-len", type=int, default=None, help="T (default: the training run's, else 6)"
-    )
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument(
-        "--image-size",
-        type=int,
-        nargs=2,
-        metavar=("H", "W"),
-        default=None,
-        help="frame size (default: the model's training size if found, else 256 128); also "
+    cli.add_data_arguments(
+        p,
+        seq_len_default="default: the training run's, else 6",
+        image_size_default="default: the model's training size if found, else 256 128; also "
         "the frame size of a synthetic dataset built here",
     )
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-rank", type=int, default=50)
     p.add_argument(
         "--trained-on",
@@ -110,74 +115,18 @@ def _parser():
         default=64,
         help="test tracklets whose ASRE masks are scored on synthetic data (0: none)",
     )
-    p.add_argument("--workers", type=int, default=4, help="frame decoding threads")
     p.add_argument("--output", default=None, help="write the results as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
-def _model_num_classes(model):
-    for attr in ("num_classes", "num_identities"):
-        value = getattr(model, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    try:
-        config = model.get_config()
-    except Exception:  # noqa: BLE001 - a model without a usable config
-        return None
-    for key in ("num_classes", "num_identities"):
-        if isinstance(config.get(key), int) and config[key] > 0:
-            return config[key]
-    return None
-
-
-def _run_config(weights):
-    """The `config` of the training run's `results.json` beside the checkpoint, or `{}`."""
-    path = os.path.join(os.path.dirname(os.path.abspath(weights)), "results.json")
-    try:
-        with open(path) as f:
-            config = json.load(f).get("config") or {}
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return config if isinstance(config, dict) else {}
-
-
-def _size(value):
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        if all(isinstance(v, int) and v > 0 for v in value):
-            return (int(value[0]), int(value[1]))
-    return None
-
-
-def _training_image_size(model, run_config):
-    """`(size, where it came from)`: the model's fixed input size, else the training run's
-    (`results.json`), else the size the model was built for, else `(None, None)`."""
-    from keras_asanet.evaluation.feature_extraction import _infer_image_size
-
-    fixed = _infer_image_size(model)
-    if fixed:
-        return fixed, "the model's input size"
-    size = _size(run_config.get("image_size"))
-    if size:
-        return size, "the training run's results.json"
-    try:
-        shape = (model.get_build_config() or {}).get("input_shape")
-    except Exception:  # noqa: BLE001 - best effort
-        shape = None
-    if isinstance(shape, (list, tuple)) and len(shape) == 5:
-        size = _size(list(shape[2:4]))
-        if size:
-            return size, "the size the model was built for"
-    return None, None
-
-
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
-    # The backend must be fixed before anything imports Keras.
-    os.environ["KERAS_BACKEND"] = args.backend
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
+    try:  # before anything imports Keras
+        cli.select_backend(args.backend)
+    except cli.BackendError as err:
+        parser.error(str(err))
     from keras_asanet.evaluation.protocols import canonical_dataset_name
 
     try:
@@ -200,8 +149,13 @@ def main(argv=None):
             f"checkpoint {args.weights!r} is not a .keras model file (the whole model saved "
             "with model.save('....keras') is needed)."
         )
-
-    import keras
+    # Checked before the evaluation runs, not after it, when the results would be lost.
+    if args.output:
+        out_dir = os.path.dirname(os.path.abspath(args.output))
+        if os.path.isdir(args.output):
+            parser.error(f"--output {args.output!r} is a folder; give a file name (results.json).")
+        if not os.path.isdir(out_dir):
+            parser.error(f"--output {args.output!r}: the folder {out_dir!r} does not exist.")
 
     try:
         from keras_asanet.data import get_dataset
@@ -211,49 +165,42 @@ def main(argv=None):
         import keras_asanet.models  # noqa: F401
     except ImportError:
         pass
-    from keras_asanet.evaluation import evaluate_model
+    from keras_asanet.evaluation import evaluate_model, trained_model
+    from keras_asanet.evaluation.asanet_evaluation import evaluate_asanet, is_asanet
+    from keras_asanet.evaluation.mask_score import add_mask_score
 
     try:
-        model = keras.saving.load_model(args.weights, compile=False)
+        from keras_asanet.models.saving import load_model  # names a truncated file
+
+        model = load_model(args.weights, compile=False)
     except Exception as err:  # noqa: BLE001 - any load failure is reported the same way
         parser.error(f"could not load checkpoint {args.weights!r}: {err}")
-    run_config = _run_config(args.weights)
+    run_config = trained_model.training_run_config(args.weights)
     if args.image_size:
         image_size, size_source = tuple(args.image_size), "--image-size"
     else:
-        image_size, size_source = _training_image_size(model, run_config)
-    seq_len = args.seq_len or run_config.get("seq_len") or 6
+        image_size, size_source = trained_model.training_image_size(model, run_config)
+    seq_len = trained_model.training_seq_len(run_config, args.seq_len)
     root = args.root
     if build_synthetic:
-        from keras_asanet.data import default_synthetic_root, make_synthetic_mars
-        from keras_asanet.training.runner import RunConfig
+        from keras_asanet.evaluation.unseen_synthetic import unseen_synthetic
 
-        seed = DEFAULT_SYNTHETIC_SEED if args.synthetic_seed is None else args.synthetic_seed
-        identities = (
-            args.identities
-            or run_config.get("synthetic_identities")
-            or RunConfig.synthetic_identities
+        unseen = unseen_synthetic(
+            run_config,
+            seed=args.synthetic_seed,
+            identities=args.identities,
+            image_size=image_size,
+            cache_dir=args.cache_dir,
         )
-        frame_size = image_size or tuple(RunConfig.image_size)
         if image_size is None:
-            image_size, size_source = frame_size, "the synthetic frames' size"
-        root = default_synthetic_root(identities, frame_size, seed, base=args.cache_dir)
-        print(
-            f"Synthetic dataset of seed {seed} ({identities} identities, "
-            f"{frame_size[0]}x{frame_size[1]}) at {root}: its test split is unseen identities "
-            "in unseen scenes for a model trained on another seed."
-        )
-        if run_config.get("dataset") == "synthetic":
-            trained_seed = run_config.get("dataset_seed", run_config.get("seed"))
-            if trained_seed == seed:
-                print(
-                    f"warning: the checkpoint's run trained on synthetic seed {seed}: these "
-                    "identities are unseen but the scenes are not; pick another seed."
-                )
+            image_size, size_source = unseen.image_size, "the synthetic frames' size"
+        print(unseen.describe())
+        if unseen.warning:
+            print(f"warning: {unseen.warning}")
         try:
-            make_synthetic_mars(root, num_identities=identities, image_size=frame_size, seed=seed)
+            root = unseen.build()
         except (ValueError, OSError) as err:
-            parser.error(f"could not build the synthetic dataset at {root!r}: {err}")
+            parser.error(f"could not build the synthetic dataset at {unseen.root!r}: {err}")
     try:
         dataset = get_dataset(reader_name, root)
     except (ValueError, FileNotFoundError, OSError) as err:
@@ -261,25 +208,20 @@ def main(argv=None):
     if image_size is not None and size_source != "--image-size":
         print(f"Frames resized to {image_size[0]}x{image_size[1]} ({size_source}); T = {seq_len}.")
 
-    if hasattr(model, "set_inference_outputs"):  # ASANet: feature + attribute logits
-        model.set_inference_outputs("dict")
-    num_classes = _model_num_classes(model)
-    train_ids = len({t.pid for t in getattr(dataset, "train", [])}) or TRAIN_IDENTITIES.get(
-        dataset_name
-    )
     # A synthetic dataset of another seed is never the training data: its training split's
     # size says nothing about the checkpoint.
-    if num_classes is not None and trained_on in (None, dataset_name) and not build_synthetic:
-        if train_ids and num_classes != train_ids:
-            others = [n for n, c in TRAIN_IDENTITIES.items() if c == num_classes]
-            hint = f" (that is the class count of {others[0]})" if others else ""
+    if trained_on in (None, dataset_name) and not build_synthetic:
+        try:
+            trained_model.check_identity_classes(model, dataset, dataset_name)
+        except trained_model.ClassCountMismatch as err:
             parser.error(
-                f"checkpoint {args.weights!r} has {num_classes} identity classes{hint} but the "
-                f"{dataset_name} training split has {train_ids} identities: it was not trained "
-                f"on {dataset_name}. For a cross-dataset evaluation pass --trained-on <dataset>."
+                f"checkpoint {args.weights!r}: {err} For a cross-dataset evaluation pass "
+                "--trained-on <dataset>."
             )
 
-    report = evaluate_model(
+    # An ASANet is asked for its output dict (feature and attribute logits).
+    evaluate = evaluate_asanet if is_asanet(model) else evaluate_model
+    report = evaluate(
         model,
         dataset,
         setup=args.setup,
@@ -292,26 +234,20 @@ def main(argv=None):
         max_rank=args.max_rank,
         breakdown=not args.no_breakdown,
         camera_pairs=args.camera_pairs,
-        num_workers=args.workers,
         verbose=not args.quiet,
         baseline=not args.no_baseline,
+        # Unset: evaluate_model's own default.
+        **({} if args.workers is None else {"num_workers": args.workers}),
     )
     if reader_name == "synthetic" and args.mask_tracklets > 0:
-        from keras_asanet.evaluation import mask_score
-
-        if not hasattr(model, "set_inference_outputs"):
-            report.notes.append("mask score not computed: the model is not an ASANet.")
-        else:
-            try:
-                report.mask_score = mask_score(
-                    model,
-                    [*dataset.query, *dataset.gallery],
-                    seq_len=seq_len,
-                    image_size=report.settings["image_size"],
-                    max_tracklets=args.mask_tracklets,
-                )
-            except ValueError as err:
-                report.notes.append(f"mask score not computed: {err}")
+        add_mask_score(
+            report,
+            model,
+            [*dataset.query, *dataset.gallery],
+            seq_len=seq_len,
+            image_size=report.settings["image_size"],
+            max_tracklets=args.mask_tracklets,
+        )
     print(report)
     if args.output:
         payload = report.to_dict()

@@ -1,0 +1,128 @@
+"""`keras_asanet/cli.py`: the flags the three scripts share agree, the backend is chosen before
+Keras is imported (the module loads without importing it), and bad values are refused."""
+
+import argparse
+import contextlib
+import importlib.util
+import inspect
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from unittest import mock
+
+import keras
+
+from keras_asanet import cli
+from keras_asanet.tests.test_case import TestCase
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_script", os.path.join(ROOT, "scripts", f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class CliTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fit, cls.ablation, cls.evaluate = (_script(n) for n in ("fit", "ablation", "evaluate"))
+
+    def evaluate_args(self, *extra):
+        parser = self.evaluate._parser()
+        return parser.parse_args(["--dataset", "mars", "--weights", "m.keras", *extra])
+
+    def test_the_three_scripts_share_backend_and_data_flags(self):
+        fit = self.fit.parse_args([])
+        ablation = self.ablation.parse_args([])
+        evaluate = self.evaluate_args()
+        for key in ("backend", "seq_len", "image_size", "workers"):
+            values = {getattr(fit, key), getattr(ablation, key), getattr(evaluate, key)}
+            self.assertLen(values, 1, key)
+        with mock.patch.dict(os.environ, {"KERAS_BACKEND": "torch"}):
+            self.assertEqual(self.evaluate_args().backend, "torch")
+            self.assertEqual(self.fit.parse_args([]).backend, "torch")
+        with mock.patch.dict(os.environ):
+            os.environ.pop("KERAS_BACKEND", None)
+            # evaluate.py used to default to torch while fit.py defaulted to jax.
+            self.assertEqual(self.evaluate_args().backend, cli.DEFAULT_BACKEND)
+            self.assertEqual(self.fit.parse_args([]).backend, cli.DEFAULT_BACKEND)
+
+    def test_unset_data_flags_take_the_library_defaults(self):
+        from keras_asanet.evaluation.feature_extraction import extract_features
+        from keras_asanet.training.runner import RunConfig
+
+        config = cli.config_from_args(self.fit.parse_args([]))
+        self.assertEqual(config.workers, RunConfig().workers)
+        self.assertEqual(config.workers, 1)
+        evaluation = inspect.signature(extract_features).parameters["num_workers"].default
+        self.assertEqual(evaluation, 4)
+        parser = argparse.ArgumentParser()
+        cli.add_data_arguments(parser, "x", "y")
+        (workers,) = [a for a in parser._actions if a.dest == "workers"]
+        self.assertIn(f"{RunConfig().workers} for the training batches", workers.help)
+        self.assertIn(f"{evaluation} for the evaluation", workers.help)
+        self.assertEqual(cli.config_from_args(self.fit.parse_args(["--workers", "3"])).workers, 3)
+
+    def test_unseen_synthetic_seed_is_the_training_runs_heldout_seed(self):
+        from keras_asanet.evaluation.unseen_synthetic import unseen_synthetic
+        from keras_asanet.training.runner import RunConfig
+
+        self.assertEqual(self.evaluate.DEFAULT_SYNTHETIC_SEED, RunConfig.heldout_seed)
+        self.assertEqual(self.fit.parse_args([]).heldout_seed, RunConfig.heldout_seed)
+        self.assertEqual(unseen_synthetic({}, cache_dir="/x").seed, RunConfig.heldout_seed)
+
+    def test_zero_frames_or_workers_are_refused_by_every_script(self):
+        for flags in (["--seq-len", "0"], ["--workers", "0"], ["--image-size", "0", "16"]):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                with self.assertRaises(SystemExit) as exit_:
+                    self.evaluate_args(*flags)
+            self.assertEqual(exit_.exception.code, 2, flags)
+            self.assertIn(f"argument {flags[0]}: must be >= 1, got 0", err.getvalue())
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = self.fit.main(flags)
+            self.assertEqual(code, 2, flags)
+            self.assertIn(f"argument {flags[0]}: must be >= 1, got 0", err.getvalue())
+        self.assertEqual(cli.positive_int("6"), 6)
+        with self.assertRaisesRegex(argparse.ArgumentTypeError, "expected an integer"):
+            cli.positive_int("six")
+
+    def test_select_backend_errors(self):
+        with self.assertRaisesRegex(cli.BackendError, "unknown --backend 'mxnet'"):
+            cli.select_backend("mxnet")
+        missing = {"nobackend": ("no_such_backend_module", "nobackend")}
+        with mock.patch.dict(cli.BACKEND_PACKAGES, missing):
+            with self.assertRaisesRegex(cli.BackendError, r'pip install -e "\.\[nobackend\]"'):
+                cli.select_backend("nobackend")
+        # Keras is imported here already: another backend is refused, this one is accepted.
+        other = next(b for b in cli.BACKEND_PACKAGES if b != keras.backend.backend())
+        with mock.patch.object(cli.importlib.util, "find_spec", return_value=object()):
+            with self.assertRaisesRegex(cli.BackendError, "already imported"):
+                cli.select_backend(other)
+        with mock.patch.dict(os.environ):
+            cli.select_backend(keras.backend.backend())
+            self.assertEqual(os.environ["KERAS_BACKEND"], keras.backend.backend())
+
+    def test_loading_the_module_by_path_imports_no_keras(self):
+        code = textwrap.dedent(
+            f"""
+            import importlib.util, sys
+            spec = importlib.util.spec_from_file_location("c", {cli.__file__!r})
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            module.select_backend({keras.backend.backend()!r})
+            print(sorted(m for m in sys.modules if m.split(".")[0] in ("keras", "keras_asanet")))
+            """
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+        )
+        self.assertEqual(out.stdout.strip(), "[]")
