@@ -630,37 +630,9 @@ def _one_line(s):
 
 
 def _plots(output, history, report):
-    import matplotlib
+    """curves.png and cmc.png (`keras_asanet.visualization`); curves.png is written even
+    when no epoch was recorded, as the run's last line says."""
+    from keras_asanet.visualization import plot_cmc, plot_training_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [k for k in ("loss", "xent", "wrt", "center", "bce_re", "bce_ir", "pmi") if k in history]
-    if keys:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-        for k in keys:
-            axes[0].plot(range(1, len(history[k]) + 1), history[k], label=k)
-        axes[0].set_yscale("log")
-        axes[0].set_xlabel("epoch")
-        axes[0].legend(fontsize=7)
-        axes[0].set_title("losses")
-        for k in ("id_acc", "attr_acc"):
-            if k in history:
-                axes[1].plot(range(1, len(history[k]) + 1), history[k], label=k)
-        axes[1].set_xlabel("epoch")
-        axes[1].legend(fontsize=7)
-        axes[1].set_title("training accuracy")
-        fig.tight_layout()
-        fig.savefig(os.path.join(output, "curves.png"), dpi=100)
-        plt.close(fig)
-    cmc = report.ranking.cmc
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    ranks = range(1, min(len(cmc), 20) + 1)
-    ax.plot(list(ranks), [100 * cmc[r - 1] for r in ranks], marker="o")
-    ax.set_xlabel("rank")
-    ax.set_ylabel("matching rate (%)")
-    ax.set_title(f"CMC (mAP {100 * report.ranking.mAP:.1f})")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(os.path.join(output, "cmc.png"), dpi=100)
-    plt.close(fig)
+    plot_training_curves(history, os.path.join(output, "curves.png"))
+    plot_cmc(report.ranking.cmc, report.ranking.mAP, os.path.join(output, "cmc.png"))
