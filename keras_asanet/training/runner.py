@@ -372,6 +372,7 @@ def _train(config, folder, log):
 
     from keras_asanet.data.clip_augmentation import ClipAugmentation
     from keras_asanet.data.pipelines import TrainClipDataset
+    from keras_asanet.models.saving import save_model
     from keras_asanet.training import callbacks as cb
     from keras_asanet.training.checkpoint import restore_latest
     from keras_asanet.training.optimizers import make_optimizer, step_decay_schedule
@@ -482,7 +483,7 @@ def _train(config, folder, log):
     # The trained model is written before any final evaluation, so a failing evaluation can
     # never lose the training.
     model_path = os.path.join(config.output, "model.keras")
-    model.save(model_path)
+    save_model(model, model_path)  # atomic: an interrupted save keeps no truncated file
     report = evaluation.last_report or cb.evaluate_asanet(model, dataset, **eval_kwargs)
     if config.dataset == "synthetic":
         from keras_asanet.evaluation import mask_score
