@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+
+class FrameError(ValueError):
+    """A frame file that is missing or cannot be decoded (the one-line message names it)."""
 
 
 def read_frame(
@@ -20,7 +26,8 @@ def read_frame(
         `(H, W, 3)` uint8 array.
 
     Raises:
-        ValueError: the file is missing, truncated or not an image (the message names it).
+        FrameError: (a `ValueError`) the file is missing, truncated or not an image; the
+            one-line message names it.
     """
     try:
         with Image.open(path) as img:
@@ -34,9 +41,12 @@ def read_frame(
                 img = img.transpose(Image.FLIP_LEFT_RIGHT)
             return np.asarray(img, dtype=np.uint8)
     except FileNotFoundError:
-        raise ValueError(f"Frame file {path!r} does not exist.") from None
+        raise FrameError(f"Frame file {path!r} does not exist.") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"Frame file {path!r} could not be decoded as an image: {err}") from None
+        reason = " ".join(str(err).split())  # one line
+        raise FrameError(
+            f"Frame file {path!r} could not be decoded as an image: {reason}"
+        ) from None
 
 
 def read_clip(paths, image_size: tuple[int, int], dtype=np.float32, flip=False) -> np.ndarray:
@@ -49,3 +59,39 @@ def read_clip(paths, image_size: tuple[int, int], dtype=np.float32, flip=False) 
     for i, p in enumerate(paths):
         clip[i] = read_frame(p, image_size, flip)
     return clip
+
+
+def find_bad_frames(paths, workers=1):
+    """`[(path, message)]` of the frames `read_frame` cannot decode, in the order given.
+
+    Every file is decoded in full: `PIL.Image.verify` passes a JPEG cut in half (it checks
+    the headers only), which fails only when training reaches it.
+    """
+
+    def problem(path):
+        try:
+            read_frame(path)
+        except FrameError as err:
+            return path, str(err)
+        return None
+
+    paths = list(dict.fromkeys(paths))  # each file once
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
+        return [p for p in pool.map(problem, paths) if p is not None]
+
+
+def check_frames(paths, workers=1, max_named=10):
+    """Decodes every frame once and reports all bad files at once (`find_bad_frames`).
+
+    Raises:
+        FrameError: naming the first `max_named` bad files and how many there are.
+    """
+    paths = list(dict.fromkeys(paths))
+    bad = find_bad_frames(paths, workers)
+    if bad:
+        named = "; ".join(message for _, message in bad[:max_named])
+        more = f" (and {len(bad) - max_named} more)" if len(bad) > max_named else ""
+        raise FrameError(
+            f"{len(bad)} of {len(paths)} frame files cannot be decoded: {named}{more}."
+        )
+    return len(paths)

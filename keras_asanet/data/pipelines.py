@@ -10,8 +10,9 @@ import keras
 import numpy as np
 
 from keras_asanet.data.clip_augmentation import ClipAugmentation
+from keras_asanet.data.clip_checks import check_clip_batch
 from keras_asanet.data.frame_sampling import evenly_spaced, restricted_random
-from keras_asanet.data.image_io import read_clip
+from keras_asanet.data.image_io import FrameError, read_clip
 from keras_asanet.data.samplers import PKSampler
 
 #: Keys of the targets dict every pipeline yields.
@@ -123,6 +124,11 @@ class TrainClipDataset(keras.utils.PyDataset):
     Pass `shuffle=False` to `fit`: the batches are already a seeded random PK plan, and
     Keras' `shuffle=True` reorders them with Python's global RNG, which a resumed run cannot
     replay.
+
+    Every batch is checked for NaN / inf pixels (a `ValueError`), and the first for a [0, 1]
+    pixel range (a warning), by `keras_asanet.data.clip_checks.check_clip_batch`. A frame
+    that cannot be decoded raises a `FrameError` naming the file and is kept in
+    `frame_error` (TensorFlow's `fit` reports a pipeline error as its own exception type).
     """
 
     def __init__(
@@ -158,6 +164,7 @@ class TrainClipDataset(keras.utils.PyDataset):
             [t.pid for t in self.tracklets], num_identities, num_instances, seed=seed
         )
         self._batches = self.sampler.epoch_batches()
+        self.frame_error = None
 
     @property
     def num_batches(self):
@@ -184,15 +191,20 @@ class TrainClipDataset(keras.utils.PyDataset):
         indices = np.asarray(self._batches[index])
         chosen = [self.tracklets[i] for i in indices]
         clips = np.empty((len(chosen), self.seq_len, *self.image_size, 3), np.float32)
-        for b, t in enumerate(chosen):
-            idx = restricted_random(t.num_frames, self.seq_len, rng)
-            paths = [t.frames[i] for i in idx]
-            if self.augmentation:
-                transform = self.augmentation.draw(*self.image_size, rng)
-                frames = read_clip(paths, self.image_size, np.uint8, flip=transform.flip)
-                self.augmentation.apply_into(frames, clips[b], transform, flipped=True)
-            else:
-                clips[b] = read_clip(paths, self.image_size, np.uint8)
+        try:
+            for b, t in enumerate(chosen):
+                idx = restricted_random(t.num_frames, self.seq_len, rng)
+                paths = [t.frames[i] for i in idx]
+                if self.augmentation:
+                    transform = self.augmentation.draw(*self.image_size, rng)
+                    frames = read_clip(paths, self.image_size, np.uint8, flip=transform.flip)
+                    self.augmentation.apply_into(frames, clips[b], transform, flipped=True)
+                else:
+                    clips[b] = read_clip(paths, self.image_size, np.uint8)
+        except FrameError as err:
+            self.frame_error = err
+            raise
+        check_clip_batch(clips, owner=self, where=f"TrainClipDataset batch {index}")
         return clips, {k: v[indices] for k, v in self._targets.items()}
 
 
@@ -256,4 +268,5 @@ class EvalClipDataset(keras.utils.PyDataset):
                 for t in chosen
             ]
         )
+        check_clip_batch(clips, owner=self, where=f"EvalClipDataset batch {index}")
         return clips, {k: v[span] for k, v in self._targets.items()}

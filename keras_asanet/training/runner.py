@@ -290,6 +290,20 @@ def with_saved_settings(config, explicit=()):
     return resumed
 
 
+def check_dataset_frames(dataset, workers=1, log=print):
+    """`--check-frames`: decodes every frame of the train, query and gallery tracklets once
+    and reports all bad files before training starts (a `FrameError` naming the first 10 and
+    their count), instead of the first one when an epoch reaches it."""
+    from keras_asanet.data.image_io import check_frames
+
+    splits = (dataset.train, dataset.query, dataset.gallery)
+    paths = [frame for split in splits for t in split for frame in t.frames]
+    start = time.time()
+    count = check_frames(paths, workers=workers)
+    log(f"--check-frames: all {count} frame files decode ({time.time() - start:.0f} s).")
+    return count
+
+
 def load_dataset(config):
     """The dataset of a run (builds the synthetic one once, cached at its root)."""
     from keras_asanet.data import default_synthetic_root, get_dataset
@@ -391,6 +405,8 @@ def _train(config, folder, log):
     dataset = load_dataset(config)
     if config.verbose:
         log(dataset.summary())
+    if config.check_frames:
+        check_dataset_frames(dataset, workers=config.workers, log=log)
     p, k = config.batch
     try:
         train_data = TrainClipDataset(
@@ -467,16 +483,23 @@ def _train(config, folder, log):
     callbacks += [evaluation, checkpoint]
     start = time.time()
     if initial_epoch < config.epochs:
-        model.fit(
-            train_data,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=config.verbose,
-            # The PK plan is already random and seeded; Keras' own shuffle would reorder the
-            # batches with Python's global RNG, and a resumed run would not replay them.
-            shuffle=False,
-        )
+        try:
+            model.fit(
+                train_data,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                verbose=config.verbose,
+                # The PK plan is already random and seeded; Keras' own shuffle would reorder
+                # the batches with Python's global RNG, and a resumed run would not replay them.
+                shuffle=False,
+            )
+        except Exception as err:
+            # TensorFlow's fit reports a pipeline error as its own type, with a traceback in
+            # the message: the bad frame is named in one line instead.
+            if train_data.frame_error is not None and err is not train_data.frame_error:
+                raise train_data.frame_error from None
+            raise
     elapsed = time.time() - start
     if guard.stopped:
         raise FloatingPointError(guard.message)
