@@ -65,13 +65,23 @@ class PipelinesTest(TestCase):
         self.assertAllEqual(b[0][0], second)
 
     def test_without_augmentation_frames_are_the_files(self):
-        data = self.make(augmentation=False)
-        clips, _ = data[0]
-        tracklet = self.mars.train[data._batches[0][0]]
+        """Every frame of every clip is, unchanged, a file of its tracklet taken from its own
+        chunk of `seq_len` equal chunks (restricted random sampling: so in temporal order)."""
         from keras_asanet.data.image_io import read_frame
 
-        candidates = [read_frame(p, (32, 16)).astype(np.float32) for p in tracklet.frames]
-        self.assertTrue(any(np.array_equal(clips[0, 0], c) for c in candidates))
+        data = self.make(augmentation=False)
+        for batch in range(2):
+            clips, targets = data[batch]
+            for b, index in enumerate(np.asarray(data._batches[batch])):
+                tracklet = self.mars.train[index]
+                self.assertEqual(targets["pid"][b], tracklet.pid)
+                files = [read_frame(p, (32, 16)).astype(np.float32) for p in tracklet.frames]
+                n, seq_len = tracklet.num_frames, clips.shape[1]
+                for t in range(seq_len):
+                    lo = int(np.floor(t * n / seq_len))
+                    hi = max(int(np.floor((t + 1) * n / seq_len)), lo + 1)
+                    chunk = [j for j in range(lo, hi) if np.array_equal(clips[b, t], files[j])]
+                    self.assertNotEmpty(chunk, f"clip {b} frame {t}: not a file of chunk {lo}-{hi}")
 
     def test_eval_dataset_is_ordered_and_complete(self):
         data = EvalClipDataset(

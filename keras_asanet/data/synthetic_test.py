@@ -79,8 +79,10 @@ class SyntheticMarsTest(TestCase):
         tracks = [t for t in self.mars.train + self.mars.gallery if t.attributes is not None]
         running = [motion_energy(t) for t in tracks if t.motion == 1]
         staying = [motion_energy(t) for t in tracks if t.motion == 3]
-        if running and staying:
-            self.assertGreater(np.mean(running), np.mean(staying))
+        # The fixture (16 identities, seed 3) has 5 running and 10 staying tracklets; the
+        # comparison must not be skipped for want of either.
+        self.assertGreaterEqual(min(len(running), len(staying)), 3)
+        self.assertGreater(np.mean(running), np.mean(staying))
 
     def test_deterministic_and_cached(self):
         other = os.path.join(self.get_temp_dir(), "again")

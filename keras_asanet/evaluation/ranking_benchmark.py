@@ -194,6 +194,41 @@ def structured_features(pids, camids, dim, seed, noise=None, camera_bias=0.5, st
     return out
 
 
+def mars_size_problem(num_query=1980, num_gallery=9330, dim=1024, seed=0):
+    """The MARS-sized problem of `run`: `(query_features, gallery_features, query_pids,
+    gallery_pids, query_camids, gallery_camids)`, the arguments of `evaluate_ranking`."""
+    q_pids, q_cams, g_pids, g_cams = mars_like_structure(num_query, num_gallery, seed=seed)
+    qf = structured_features(q_pids, q_cams, dim, seed)
+    gf = structured_features(g_pids, g_cams, dim, seed, start=10**7)
+    return qf, gf, q_pids, g_pids, q_cams, g_cams
+
+
+def unstructured_problem(problem, seed=0):
+    """`problem` with structure-free features (an untrained model), the same identities."""
+    qf, gf, *ids = problem
+    rng = np.random.default_rng(seed + 1)
+    qf = rng.standard_normal(qf.shape, dtype=np.float32)
+    gf = rng.standard_normal(gf.shape, dtype=np.float32)
+    return (qf, gf, *ids)
+
+
+def large_gallery_problem(
+    num_query=1980, num_gallery=9330, large_gallery=1_000_000, dim=256, seed=0
+):
+    """The large-gallery problem of `run`: the MARS-like gallery plus pid-0 distractors up to
+    `large_gallery` items, shuffled so that true matches are spread over the whole gallery
+    (no block can be skipped); the arguments of `evaluate_ranking`."""
+    q_pids, q_cams, g_pids, g_cams = mars_like_structure(num_query, num_gallery, seed=seed)
+    extra = large_gallery - num_gallery
+    rng = np.random.default_rng(seed + 2)
+    perm = rng.permutation(large_gallery)
+    big_pids = np.concatenate([g_pids, np.zeros(extra, np.int64)])[perm]
+    big_cams = np.concatenate([g_cams, rng.integers(0, 6, extra)])[perm]
+    qf = structured_features(q_pids, q_cams, dim, seed)
+    gf = structured_features(big_pids, big_cams, dim, seed, start=10**7)
+    return qf, gf, q_pids, big_pids, q_cams, big_cams
+
+
 def _timed(fn, repeats):
     best, value = float("inf"), None
     for _ in range(repeats):
@@ -269,33 +304,20 @@ def run(
     With `community_baseline`, the MARS-sized problem is also timed with the per-rank Python
     loop most public code runs (`community_style_rank_distances`, one run).
     """
-    q_pids, q_cams, g_pids, g_cams = mars_like_structure(num_query, num_gallery, seed=seed)
-    qf = structured_features(q_pids, q_cams, dim, seed)
-    gf = structured_features(g_pids, g_cams, dim, seed, start=10**7)
+    problem = mars_size_problem(num_query, num_gallery, dim, seed)
     result = {
         "benchmark": "ranking",
         "problem": {"num_query": num_query, "num_gallery": num_gallery, "dim": dim},
-        "mars_size": _compare(
-            (qf, gf, q_pids, g_pids, q_cams, g_cams), repeats, community=community_baseline
-        ),
+        "mars_size": _compare(problem, repeats, community=community_baseline),
     }
-    rng = np.random.default_rng(seed + 1)
-    qf = rng.standard_normal(qf.shape, dtype=np.float32)
-    gf = rng.standard_normal(gf.shape, dtype=np.float32)
-    result["mars_size_unstructured"] = _compare((qf, gf, q_pids, g_pids, q_cams, g_cams), 1)
-    del qf, gf
+    result["mars_size_unstructured"] = _compare(unstructured_problem(problem, seed), 1)
+    del problem
     if skip_large:
         return result
 
-    # The MARS-like gallery plus pid-0 distractors, shuffled so that true matches are spread
-    # over the whole gallery (no block can be skipped).
-    extra = large_gallery - num_gallery
-    rng = np.random.default_rng(seed + 2)
-    perm = rng.permutation(large_gallery)
-    big_pids = np.concatenate([g_pids, np.zeros(extra, np.int64)])[perm]
-    big_cams = np.concatenate([g_cams, rng.integers(0, 6, extra)])[perm]
-    qf = structured_features(q_pids, q_cams, large_dim, seed)
-    gf = structured_features(big_pids, big_cams, large_dim, seed, start=10**7)
+    qf, gf, q_pids, big_pids, q_cams, big_cams = large_gallery_problem(
+        num_query, num_gallery, large_gallery, large_dim, seed
+    )
     input_bytes = qf.nbytes + gf.nbytes + big_pids.nbytes + big_cams.nbytes
     rss_before = _maxrss_bytes()
     tracemalloc.start()

@@ -37,10 +37,21 @@ class CallbacksTest(TestCase):
         model(np.zeros((1, 2), "float32"))
         switch = PMIWeightSwitch()
         switch.set_model(model)
-        switch.on_epoch_end(0, {"bce_ir": 0.2})
-        self.assertAllClose(model.pmi_weight_variable.value, 0.005)
-        switch.on_epoch_end(1, {"bce_ir": 0.14})
-        self.assertAllClose(model.pmi_weight_variable.value, 0.01)
+        assigned = []
+        assign = model.pmi_weight_variable.assign
+        model.pmi_weight_variable.assign = lambda value: (assigned.append(value), assign(value))
+        logs = []
+        # Above the threshold, then below it for five epochs (and above again once).
+        for epoch, bce_ir in enumerate([0.2, 0.16, 0.14, 0.1, 0.2, 0.05, 0.01]):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                switch.on_epoch_end(epoch, {"bce_ir": bce_ir})
+            logs.append(out.getvalue())
+            expected = 0.005 if epoch < 2 else 0.01
+            self.assertAllClose(model.pmi_weight_variable.value, expected, atol=1e-9)
+        self.assertEqual(assigned, [0.01])  # one assignment, at the first epoch below 0.15
+        self.assertEqual([bool(text) for text in logs], [False] * 2 + [True] + [False] * 4)
+        self.assertIn("Epoch 3: bce_ir = 0.1400 < 0.15: lambda_PMI 0.005 -> 0.01", logs[2])
 
     def test_pmi_weight_switch_fires_once_although_float32_never_equals_0_01(self):
         model = _WithPMIWeight()
