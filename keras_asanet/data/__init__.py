@@ -9,6 +9,8 @@ from keras_asanet.data.attributes import (
 )
 from keras_asanet.data.duke_video_reid import DukeVideoReID
 from keras_asanet.data.mars import Mars
+from keras_asanet.data.pipelines import EvalClipDataset, TrainClipDataset
+from keras_asanet.data.samplers import PKSampler
 from keras_asanet.data.synthetic import MASK_LABELS, default_synthetic_root, make_synthetic_mars
 from keras_asanet.data.tracklet import Tracklet
 from keras_asanet.data.video_reid_dataset import VideoReIDDataset
@@ -31,10 +33,13 @@ __all__ = [
     "DATASETS",
     "DUKE_SCHEMA",
     "DukeVideoReID",
+    "EvalClipDataset",
     "MARS_SCHEMA",
     "MASK_LABELS",
     "Mars",
+    "PKSampler",
     "Tracklet",
+    "TrainClipDataset",
     "VideoReIDDataset",
     "builtin_attribute_csv",
     "get_dataset",
