@@ -292,8 +292,10 @@ def typed_fields(argv, ablation=False):
     """
     parser = argparse.ArgumentParser(add_help=False)
     add_run_arguments(parser, ablation=ablation)
-    dests = {action.dest for action in parser._actions}
-    parser.set_defaults(**{dest: argparse.SUPPRESS for dest in dests})
+    for action in parser._actions:
+        # On the actions, not with set_defaults: argparse would then parse the SUPPRESS
+        # string of an absent flag with the flag's type.
+        action.default = argparse.SUPPRESS
     known, _ = parser.parse_known_args(argv)
     fields = set()
     for dest in vars(known):

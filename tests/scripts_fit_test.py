@@ -195,3 +195,142 @@ class FitResumeTest(TestCase):
         self.assertEqual(sorted(expected), sorted(resumed))
         for name in expected:
             np.testing.assert_allclose(resumed[name], expected[name], atol=1e-5, err_msg=name)
+
+
+def _write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _truncate(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])
+
+
+class FitRunFolderTest(TestCase):
+    """On one real run (made with --overwrite over an earlier run's files and a user file):
+    a second fresh run is refused, a live lock refuses a second writer, --resume with another
+    preset names the setting, and a plain --resume takes the saved settings. Bad frames are
+    reported in one line (training) or all at once (--check-frames)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls._tmp = tempfile.TemporaryDirectory()
+        cls.data = os.path.join(cls._tmp.name, "synthetic")
+        make_synthetic_mars(cls.data, num_identities=12, image_size=(32, 16), seed=3)
+        cls.out = os.path.join(cls._tmp.name, "run")
+        earlier = {"results.json": '{"earlier": 1}', "model.keras": "earlier",
+                   "checkpoints/ckpt-000009/state.json": "{}", "notes.txt": "mine"}  # fmt: skip
+        for name, text in earlier.items():
+            _write(os.path.join(cls.out, name), text)
+        # A non-default --lr, and TINY_RUN's sizes: a plain --resume must bring them back.
+        cls.code, cls.err = cls.run_main(
+            "--root", cls.data, "--output", cls.out, "--overwrite", "--epochs", "1",
+            "--lr", "0.002", "--no-heldout-eval", *TINY_RUN,
+        )  # fmt: skip
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._tmp.cleanup()
+
+    @staticmethod
+    def run_main(*args):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = fit_script.main(["--backend", keras.backend.backend(), *args])
+        return code, err.getvalue()
+
+    def assert_unlocked(self):
+        self.assertFalse(os.path.exists(os.path.join(self.out, ".run.lock")))
+
+    def test_overwrite_replaced_only_the_earlier_run(self):
+        self.assertEqual(self.code, 0, self.err)
+        with open(os.path.join(self.out, "notes.txt")) as f:
+            self.assertEqual(f.read(), "mine")
+        self.assertEqual(os.listdir(os.path.join(self.out, "checkpoints")), ["ckpt-000001"])
+        with open(os.path.join(self.out, "results.json")) as f:
+            self.assertIn("final", json.load(f))
+        self.assert_unlocked()
+
+    def test_a_second_fresh_run_is_refused(self):
+        code, err = self.run_main("--root", self.data, "--output", self.out, *TINY_RUN)
+        self.assertEqual(code, 2, err)
+        self.assertIn(f"{self.out!r} already holds a run", err)
+        self.assertIn("--resume", err)
+        self.assertIn("--overwrite", err)
+        self.assert_unlocked()
+
+    def test_a_live_lock_refuses_a_second_writer(self):
+        from keras_asanet.training.run_folder import RunLock
+
+        with RunLock(self.out):
+            code, err = self.run_main("--output", self.out, "--resume", "--quiet")
+            self.assertEqual(code, 2, err)
+            self.assertIn(f"in use by another run (pid {os.getpid()}", err)
+        self.assert_unlocked()
+
+    def test_resume_with_another_preset_names_the_setting(self):
+        code, err = self.run_main("--output", self.out, "--resume", "--preset", "asanet_b")
+        self.assertEqual(code, 2, err)
+        self.assertIn("preset: saved 'asanet_tiny', new 'asanet_b'", err)
+        self.assertIn("--resume-override", err)
+        self.assertLess(len(err.splitlines()), 6, err)  # the setting, not a dump of layers
+        self.assert_unlocked()
+
+    def test_plain_resume_takes_the_saved_settings(self):
+        # Today's defaults differ from the run's (--lr, --seq-len, --image-size, --batch):
+        # only typed flags count as new.
+        code, err = self.run_main("--output", self.out, "--resume", "--quiet")
+        self.assertEqual(code, 0, err)
+        with open(os.path.join(self.out, "results.json")) as f:
+            config = json.load(f)["config"]
+        self.assertEqual(
+            (config["learning_rate"], config["seq_len"], config["image_size"], config["batch"]),
+            (0.002, 2, [32, 16], [2, 2]),
+        )
+        self.assert_unlocked()
+
+    def copy_data(self):
+        import shutil
+
+        copy = os.path.join(self.get_temp_dir(), "synthetic")
+        shutil.copytree(self.data, copy)
+        return copy
+
+    def test_bad_training_frame_is_one_line_naming_it(self):
+        data = self.copy_data()
+        train = os.path.join(data, "bbox_train")
+        person = os.path.join(train, sorted(os.listdir(train))[0])
+        bad = [os.path.join(person, n) for n in os.listdir(person)]
+        for path in bad:
+            _truncate(path)
+        out = os.path.join(self.get_temp_dir(), "run")
+        code, err = self.run_main(
+            "--root", data, "--output", out, "--epochs", "1", "--no-heldout-eval", *TINY_RUN
+        )
+        self.assertEqual(code, 2, err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertRegex(err, "^error: Frame file '.*' could not be decoded as an image")
+        self.assertTrue(any(repr(p) in err for p in bad), err)
+
+    def test_check_frames_names_every_bad_file_before_training(self):
+        from keras_asanet.data import get_dataset
+
+        data = self.copy_data()
+        query = get_dataset("synthetic", data).query
+        frames = sorted({f for t in query for f in t.frames})[:12]
+        for path in frames:
+            _truncate(path)
+        out = os.path.join(self.get_temp_dir(), "run")
+        code, err = self.run_main(
+            "--root", data, "--output", out, "--check-frames", "--no-heldout-eval", *TINY_RUN
+        )
+        self.assertEqual(code, 2, err)
+        self.assertIn("12 of ", err)
+        self.assertIn("(and 2 more)", err)
+        for path in frames[:10]:
+            self.assertIn(repr(path), err)
+        self.assertFalse(os.path.isdir(os.path.join(out, "checkpoints")))  # never trained
