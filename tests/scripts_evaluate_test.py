@@ -67,6 +67,17 @@ class EvaluateScriptTest(TestCase):
         self.assertEqual(proc.returncode, 2, proc.stderr)
         self.assertIn("--synthetic-seed builds a synthetic dataset", proc.stderr)
 
+    def test_output_folder_must_exist(self):
+        # Checked at startup, not after the whole evaluation, when the results would be lost.
+        folder = os.path.join(self.root, "no_such_folder")
+        args = ["--dataset", "mars", "--root", self.root, "--weights", self.weights, "--output"]
+        proc = self.run_script(*args, os.path.join(folder, "results.json"))
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn(f"the folder {folder!r} does not exist", proc.stderr)
+        proc = self.run_script(*args, self.root)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("is a folder; give a file name", proc.stderr)
+
     def test_bad_setup_is_an_argparse_error(self):
         proc = self.run_script(
             "--dataset", "mars", "--root", self.root, "--weights", self.weights, "--setup", "mixed"
@@ -221,6 +232,16 @@ class EvaluateScriptRunTest(TestCase):
         self.assertIn("32x16 (the size the model was built for)", out)
         with open(output) as f:
             self.assertEqual(json.load(f)["settings"]["image_size"], [32, 16])
+
+    def test_truncated_checkpoint_is_named(self):
+        weights = self.save_model(self.num_train)
+        with open(weights, "rb") as f:
+            data = f.read()
+        with open(weights, "wb") as f:
+            f.write(data[: len(data) // 2])
+        code, _, err = self.run_main(weights)
+        self.assertEqual(code, 2)
+        self.assertIn(f"{weights!r} is truncated or not a .keras file", err)
 
     def test_checkpoint_with_another_class_count(self):
         code, _, err = self.run_main(self.save_model(self.num_train + 3))
