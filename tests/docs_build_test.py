@@ -21,7 +21,11 @@ class DocsBuildTest(TestCase):
                 timeout=600,
             )
             self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
-            for page in ("api/layers/index.html", "api/models/index.html"):
+            for page in (
+                "api/layers/index.html",
+                "api/models/index.html",
+                "reliability/index.html",
+            ):
                 self.assertTrue(os.path.isfile(os.path.join(site, page)), page)
             with open(os.path.join(site, "api/layers/index.html")) as f:
                 html = f.read()
