@@ -232,6 +232,12 @@ def check_resume_settings(config, ckpt_dir, log=print):
     if not differences:
         return []
     lines = [f"  {key}: saved {old!r}, new {new!r}" for key, old, new in differences]
+    if config.decay_epochs is None and any(key == "decay_epochs" for key, *_ in differences):
+        saved_schedule = next(old for key, old, _ in differences if key == "decay_epochs")
+        lines.append(
+            "  (unset decay epochs follow --epochs; pass --decay-epochs "
+            f"{' '.join(map(str, saved_schedule))} to keep the saved schedule)"
+        )
     if config.resume_override:
         log(
             "warning: --resume-override: resuming with settings that differ from the "

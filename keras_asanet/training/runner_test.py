@@ -51,6 +51,8 @@ class ResumeSettingsTest(TestCase):
         # Extending the run without giving the decays would move them (scaled from epochs).
         with self.assertRaisesRegex(UsageError, r"decay_epochs: saved \[4, 5\], new \[8, 10\]"):
             check_resume_settings(self.resumed(epochs=12), self.ckpt_dir)
+        with self.assertRaisesRegex(UsageError, "pass --decay-epochs 4 5 to keep"):
+            check_resume_settings(self.resumed(epochs=12), self.ckpt_dir)
 
     def test_override_logs_the_differences(self):
         logs = []
