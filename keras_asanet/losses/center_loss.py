@@ -25,6 +25,12 @@ def center_loss(labels, features, centers, clip_min=1e-12, clip_max=1e12):
     Returns:
         `(B,)` float32 squared distances.
     """
+    if not 0.0 <= float(clip_min) <= float(clip_max):
+        # A negative floor or an inverted clamp turns the distance into a constant.
+        raise ValueError(
+            f"center_loss needs 0 <= clip_min <= clip_max; received clip_min={clip_min!r}, "
+            f"clip_max={clip_max!r}."
+        )
     labels = to_label_vector(labels, "labels")
     features = to_float(features)
     check_features(features, "features")

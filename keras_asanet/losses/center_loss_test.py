@@ -124,6 +124,9 @@ class CenterLossTest(TestCase):
             loss(pids, f)
         with self.assertRaisesRegex(ValueError, "batch size"):
             center_loss(pids[:3], np.zeros((12, 6)), np.zeros((3, 6)))
+        for low, high in ((-1.0, 1e12), (1.0, 0.5)):
+            with self.assertRaisesRegex(ValueError, f"clip_min={low!r}, clip_max={high!r}"):
+                center_loss(pids, np.zeros((12, 6)), np.zeros((3, 6)), low, high)
 
     def test_serialization(self):
         loss = CenterLoss(7, 3, centers_initializer="zeros", name="cl")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 
 import keras
 from keras import ops
@@ -147,6 +149,9 @@ class ASANet(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        _check_arguments(
+            num_identities, label_smoothing, center_loss_weight, bce_weight, pmi_weight
+        )
         if eval_feature not in ("bn", "raw"):
             raise ValueError(f"eval_feature must be 'bn' or 'raw', got {eval_feature!r}.")
         for name, value in (
@@ -581,6 +586,35 @@ class ASANet(keras.Model):
             k: tuple(v) if isinstance(v, list) else v for k, v in backbone.items()
         }
         return cls(**config)
+
+
+def _check_arguments(num_identities, label_smoothing, *weights):
+    """Refuses arguments `int()` / `float()` would silently turn into another model (2.7
+    identities into 2, a smoothing of 1 into a constant target, a negative weight into a
+    loss term trained the wrong way)."""
+    if num_identities is not None and (
+        isinstance(num_identities, bool)
+        or not isinstance(num_identities, numbers.Integral)
+        or num_identities < 0
+    ):
+        raise ValueError(
+            "num_identities must be a non-negative int (0 or None: no classifier), got "
+            f"{num_identities!r}."
+        )
+    if (
+        isinstance(label_smoothing, bool)
+        or not isinstance(label_smoothing, numbers.Real)
+        or not 0.0 <= label_smoothing < 1.0
+    ):
+        raise ValueError(f"label_smoothing must be a float in [0, 1), got {label_smoothing!r}.")
+    for name, value in zip(("center_loss_weight", "bce_weight", "pmi_weight"), weights):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
 
 
 def _slot_accuracy(y, re_logits, ir_logits):

@@ -352,6 +352,20 @@ class ASANetTest(TestCase):
         with self.assertRaisesRegex(ValueError, "eval_feature"):
             tiny_model(eval_feature="pooled")
 
+    def test_bad_arguments_name_the_argument_and_the_value(self):
+        # Each of these used to become another model through int() / float().
+        for value in (2.7, True, -1, "3"):
+            with self.assertRaisesRegex(ValueError, f"num_identities .* got {value!r}"):
+                tiny_model(num_identities=value)
+        for value in (1.0, -0.1, 1.5):
+            with self.assertRaisesRegex(ValueError, f"label_smoothing .* got {value!r}"):
+                tiny_model(label_smoothing=value)
+        for name in ("bce_weight", "center_loss_weight", "pmi_weight"):
+            with self.assertRaisesRegex(ValueError, f"{name} must be .* >= 0, got -0.5"):
+                tiny_model(**{name: -0.5})
+        self.assertEqual(tiny_model(num_identities=np.int64(3)).num_identities, 3)
+        self.assertEqual(tiny_model(num_identities=None).num_identities, 0)
+
     def test_checkpoint_with_other_attribute_sizes_is_refused(self):
         mars = tiny_model()
         mars(_clips())
