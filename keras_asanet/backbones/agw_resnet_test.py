@@ -236,18 +236,7 @@ class AGWResNetTest(TestCase):
             outputs = backbone(x, training=True)
             return ops.sum(ops.sin(outputs["layer3"])) + ops.sum(ops.cos(outputs["layer4"]))
 
-        if keras.backend.backend() == "jax":
-            # Local stand-in for TestCase.run_gradient_test: the same gradient, but jitted
-            # (eager JAX compiles every op of the backward pass separately: ~3x slower).
-            import jax
-
-            def stateless(values):
-                with keras.StatelessScope(state_mapping=list(zip(weights, values))):
-                    return loss_fn()
-
-            grads = jax.jit(jax.grad(stateless))([w.value for w in weights])
-        else:
-            grads = compute_gradients(loss_fn, weights)
+        grads = compute_gradients(loss_fn, weights)  # jitted on JAX
         # stem conv + BN; 4 projection blocks (4 convs, 4 BN); 2 identity blocks; 2 non-local.
         self.assertLen(weights, 3 + 4 * 12 + 2 * 9 + 2 * 10)
         for w, g in zip(weights, grads):

@@ -3,10 +3,9 @@ import os
 import keras
 import numpy as np
 
-from keras_asanet.losses._testing import gradients
 from keras_asanet.losses.center_loss import CenterLoss, center_loss
 from keras_asanet.losses.class_centers import ClassCenters
-from keras_asanet.tests.test_case import TestCase
+from keras_asanet.tests.test_case import TestCase, compute_gradients
 
 
 def _pk_batch(p=3, k=4, dim=6, seed=0):
@@ -67,7 +66,7 @@ class CenterLossTest(TestCase):
         pids, f = _pk_batch()
         loss = CenterLoss(3, 6)
         feats = keras.Variable(f)
-        g_f, g_c = gradients(lambda: loss(pids, feats), [feats, loss.centers])
+        g_f, g_c = compute_gradients(lambda: loss(pids, feats), [feats, loss.centers])
         c = self.to_numpy(loss.centers)
         diff = f - c[pids]
         self.assertAllClose(g_f, 2.0 * diff / 12, atol=1e-5)
@@ -81,7 +80,7 @@ class CenterLossTest(TestCase):
         feats = keras.Variable(np.ones((4, 6), "float32"))
         pids = np.array([0, 1, 2, 2])
         self.assertAllClose(loss(pids, feats), 1e-12, atol=1e-15)
-        grads = gradients(lambda: loss(pids, feats), [feats, loss.centers])
+        grads = compute_gradients(lambda: loss(pids, feats), [feats, loss.centers])
         for g in grads:
             self.assertTrue(np.all(np.isfinite(self.to_numpy(g))))
 

@@ -1,12 +1,11 @@
 import keras
 import numpy as np
 
-from keras_asanet.losses._testing import gradients
 from keras_asanet.losses.multi_binary_attribute_loss import (
     MultiBinaryAttributeLoss,
     multi_binary_attribute_loss,
 )
-from keras_asanet.tests.test_case import TestCase
+from keras_asanet.tests.test_case import TestCase, compute_gradients
 
 
 def _np_bce(targets, logits):
@@ -89,7 +88,7 @@ class MultiBinaryAttributeLossTest(TestCase):
         for reduction in ("sum_over_batch_size", "sum", "mean_with_sample_weight"):
             loss = MultiBinaryAttributeLoss(reduction=reduction)
             self.assertAllClose(loss(targets, var), 0.0)
-            (grad,) = gradients(lambda loss=loss: loss(targets, var), [var])
+            (grad,) = compute_gradients(lambda loss=loss: loss(targets, var), [var])
             self.assertAllEqual(grad, np.zeros_like(logits))
         self.assertAllClose(multi_binary_attribute_loss(targets, logits), 0.0)
 
@@ -124,7 +123,7 @@ class MultiBinaryAttributeLossTest(TestCase):
         var = keras.Variable(logits)
         loss = MultiBinaryAttributeLoss()
         self.assertAllClose(loss(targets, var), 80.0, rtol=1e-5)
-        (grad,) = gradients(lambda: loss(targets, var), [var])
+        (grad,) = compute_gradients(lambda: loss(targets, var), [var])
         # d/dx BCE = sigmoid(x) - y = +-1, divided by the 30 annotated slots.
         self.assertAllClose(grad, np.where(targets > 0, -1.0, 1.0) / 30.0, atol=1e-6)
 

@@ -2,8 +2,7 @@ import keras
 import numpy as np
 
 from keras_asanet.losses import utils
-from keras_asanet.losses._testing import gradients
-from keras_asanet.tests.test_case import TestCase
+from keras_asanet.tests.test_case import TestCase, compute_gradients
 
 
 class LossUtilsTest(TestCase):
@@ -18,7 +17,9 @@ class LossUtilsTest(TestCase):
 
     def test_distance_gradient_finite_for_equal_rows(self):
         var = keras.Variable(np.ones((4, 3), "float32"))
-        (grad,) = gradients(lambda: keras.ops.sum(utils.pairwise_euclidean_distances(var)), [var])
+        (grad,) = compute_gradients(
+            lambda: keras.ops.sum(utils.pairwise_euclidean_distances(var)), [var]
+        )
         self.assertTrue(np.all(np.isfinite(self.to_numpy(grad))))
 
     def test_masked_softmax(self):
@@ -34,7 +35,7 @@ class LossUtilsTest(TestCase):
         var = keras.Variable(np.array([[1.0, 2.0], [3.0, 4.0]], "float32"))
         mask = np.array([[True, True], [False, False]])
         weights = np.array([[1.0, -2.0], [3.0, 5.0]], "float32")
-        (grad,) = gradients(
+        (grad,) = compute_gradients(
             lambda: keras.ops.sum(keras.ops.multiply(utils.masked_softmax(var, mask), weights)),
             [var],
         )
@@ -48,7 +49,7 @@ class LossUtilsTest(TestCase):
         x = np.array([[3.0, 4.0], [0.0, 0.0]], "float32")
         self.assertAllClose(utils.l2_normalize(x), [[0.6, 0.8], [0.0, 0.0]])
         var = keras.Variable(x)
-        (grad,) = gradients(lambda: keras.ops.sum(utils.l2_normalize(var)), [var])
+        (grad,) = compute_gradients(lambda: keras.ops.sum(utils.l2_normalize(var)), [var])
         self.assertTrue(np.all(np.isfinite(self.to_numpy(grad))))
 
     def test_labels_and_floats(self):

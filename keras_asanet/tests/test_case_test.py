@@ -21,6 +21,20 @@ class _DeadWeightLayer(keras.layers.Layer):
         return input_shape
 
 
+@keras.saving.register_keras_serializable(package="keras_asanet_test")
+class _TwoOutputLayer(keras.layers.Layer):
+    """A layer returning a tuple, like BNNeck and ASRE(return_mask=True)."""
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
+
+    def call(self, x):
+        return x * self.scale, ops.sum(x * self.scale, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape), (*input_shape[:-1], 1)
+
+
 class TestCaseTest(TestCase):
     def test_layer_battery_passes_on_a_keras_layer(self):
         x = np.random.default_rng(0).normal(size=(2, 3, 4)).astype("float32")
@@ -54,3 +68,25 @@ class TestCaseTest(TestCase):
         self.assertAllClose(ops.ones((2,)), np.ones((2,)))
         with self.assertRaises(AssertionError):
             self.assertAllClose(ops.ones((2,)), np.zeros((2,)))
+
+    def test_call_tuples_and_predict_lists_compare_as_they_are(self):
+        """A model's call gives a tuple of tensors (tracking gradients on torch), its predict
+        a list of arrays: the shared helpers compare the two without a local conversion
+        (which asre_test.py and bn_neck_test.py still carry; they can drop it)."""
+        inputs = keras.Input((4,))
+        model = keras.Model(inputs, [keras.layers.Dense(3)(inputs), keras.layers.Dense(2)(inputs)])
+        x = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
+        called, predicted = tuple(model(x)), model.predict(x, verbose=0)
+        self.assertIsInstance(predicted, list)
+        self.assertAllClose(called, predicted, atol=1e-5)
+        with self.assertRaises(AssertionError):
+            self.assertAllClose(called, [predicted[0], predicted[1] + 1.0])
+        # The whole battery (functional model, .keras round trip) on a two-output layer.
+        self.run_layer_test(
+            _TwoOutputLayer,
+            {},
+            x,
+            expected_output_shape=((2, 4), (2, 1)),
+            expected_num_trainable_weights=1,
+            run_precision_check=False,
+        )
