@@ -269,6 +269,66 @@ def _no_grad():
     return contextlib.nullcontext()
 
 
+def iter_model_masks(model, tracklets, seq_len=4, image_size=(256, 128), batch_size=8):
+    """Runs a model with `return_masks=True` on `seq_len` evenly spaced frames of each
+    tracklet, a batch of tracklets at a time, and yields what it saw and its ASRE masks.
+
+    `mask_score` and the mask overlays of `keras_asanet.visualization` both read masks
+    through this function, so a figure shows exactly the masks that are scored.
+
+    Args:
+        model: as in `mask_score`.
+        tracklets: a sequence of `Tracklet`.
+        seq_len: frames per tracklet (one clip each).
+        image_size: `(height, width)` the frames are resized to.
+        batch_size: clips per model call.
+
+    Yields:
+        `(paths, clips, masks)` per batch: `paths` a list (one per tracklet) of the
+        `seq_len` frame paths, `clips` the `(B, seq_len, H, W, 3)` float32 input in
+        [0, 255], `masks` a dict with `"re_mask"` and / or `"ir_mask"`, each
+        `(B, seq_len, h, w)` float64 (a mask the model does not compute is absent).
+
+    Raises:
+        ValueError: the model returns no `(output, masks)` pair, no mask, or masks of
+            another shape.
+    """
+    from keras import ops
+
+    tracklets = list(tracklets)
+    for start in range(0, len(tracklets), int(batch_size)):
+        batch = tracklets[start : start + int(batch_size)]
+        paths = [[t.frames[j] for j in evenly_spaced(t.num_frames, seq_len)] for t in batch]
+        clips = np.stack(
+            [np.stack([read_frame(p, image_size) for p in clip]) for clip in paths]
+        ).astype(np.float32)
+        with _no_grad():
+            outputs = model(clips, training=False, return_masks=True)
+        if not (isinstance(outputs, (tuple, list)) and len(outputs) == 2):
+            raise ValueError(
+                "Reading ASRE masks needs a model returning (output, masks) when called with "
+                f"return_masks=True, got {type(outputs).__name__}."
+            )
+        present = [key for key in MASK_KEYS if outputs[1].get(key) is not None]
+        if not present:
+            raise ValueError(
+                f"The model returns no ASRE mask (expected {MASK_KEYS}, got keys "
+                f"{sorted(outputs[1])})."
+            )
+        masks = {}
+        for key in present:
+            value = np.asarray(ops.convert_to_numpy(outputs[1][key]), np.float64)
+            if value.ndim == 5 and value.shape[-1] == 1:
+                value = value[..., 0]
+            if value.shape[:2] != (len(batch), seq_len) or value.ndim != 4:
+                raise ValueError(
+                    f"The model's {key} has shape {value.shape}; expected "
+                    f"({len(batch)}, {seq_len}, h, w)."
+                )
+            masks[key] = value
+        yield paths, clips, masks
+
+
 def mask_score(
     model,
     tracklets,
@@ -324,7 +384,6 @@ def mask_score(
     >>> score = mask_score(model, dataset.query, image_size=(64, 32))  # doctest: +SKIP
     >>> print(score)                                                    # doctest: +SKIP
     """
-    from keras import ops
 
     from keras_asanet.evaluation.feature_extraction import resolve_image_size
 
@@ -348,34 +407,10 @@ def mask_score(
 
     masks = {key: [] for key in MASK_KEYS}
     labels = []
-    for start in range(0, len(scored), batch_size):
-        batch = scored[start : start + batch_size]
-        paths = [[t.frames[j] for j in evenly_spaced(t.num_frames, seq_len)] for t in batch]
-        clips = np.stack(
-            [np.stack([read_frame(p, image_size) for p in clip]) for clip in paths]
-        ).astype(np.float32)
-        with _no_grad():
-            outputs = model(clips, training=False, return_masks=True)
-        if not (isinstance(outputs, (tuple, list)) and len(outputs) == 2):
-            raise ValueError(
-                "mask_score needs a model returning (output, masks) when called with "
-                f"return_masks=True, got {type(outputs).__name__}."
-            )
-        present = [key for key in MASK_KEYS if outputs[1].get(key) is not None]
-        if not present:
-            raise ValueError(
-                f"The model returns no ASRE mask (expected {MASK_KEYS}, got keys "
-                f"{sorted(outputs[1])})."
-            )
-        for key in present:
-            value = np.asarray(ops.convert_to_numpy(outputs[1][key]), np.float64)
-            if value.ndim == 5 and value.shape[-1] == 1:
-                value = value[..., 0]
-            if value.shape[:2] != (len(batch), seq_len) or value.ndim != 4:
-                raise ValueError(
-                    f"The model's {key} has shape {value.shape}; expected "
-                    f"({len(batch)}, {seq_len}, h, w)."
-                )
+    for paths, _, batch_masks in iter_model_masks(
+        model, scored, seq_len=seq_len, image_size=image_size, batch_size=batch_size
+    ):
+        for key, value in batch_masks.items():
             masks[key].append(value.reshape(-1, *value.shape[2:]))
         labels += [read_label_map(p) for clip in paths for p in clip]
     masks = {key: np.concatenate(v) for key, v in masks.items() if v}
