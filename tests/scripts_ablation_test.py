@@ -96,9 +96,11 @@ class AblationScriptTest(TestCase):
         finally:
             os.environ["HOME"] = env_home
         self.assertEqual(code, 0, out.getvalue())
-        readme = open(os.path.join(ROOT, "README.md")).read()
+        with open(os.path.join(ROOT, "README.md")) as f:
+            readme = f.read()
         self.assertNotIn(tmp, readme)  # a results file elsewhere leaves the README alone
-        text = open(results).read()
+        with open(results) as f:
+            text = f.read()
         self.assertIn("prose stays", text)
         self.assertIn("| +asre |", text)
         self.assertIn("python scripts/ablation.py", text)

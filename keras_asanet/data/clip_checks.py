@@ -34,8 +34,11 @@ def check_clip_batch(clips, owner=None, where="the clips"):
     if clips.size == 0 or not np.issubdtype(clips.dtype, np.floating):
         return
     # A float64 sum is NaN / inf exactly when a pixel is (pixels are bounded far below
-    # overflow), and costs no array-sized temporary.
-    if not np.isfinite(np.sum(clips, dtype=np.float64)):
+    # overflow), and costs no array-sized temporary. (inf + -inf is NaN, which is the point:
+    # numpy's "invalid value" warning for it is not wanted.)
+    with np.errstate(invalid="ignore"):
+        total = np.sum(clips, dtype=np.float64)
+    if not np.isfinite(total):
         bad = int(np.count_nonzero(~np.isfinite(clips)))
         raise ValueError(
             f"{where}: the clip batch of shape {clips.shape} contains {bad} NaN or inf "

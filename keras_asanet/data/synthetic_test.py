@@ -89,7 +89,8 @@ class SyntheticMarsTest(TestCase):
         make_synthetic_mars(other, num_identities=16, seed=3, frames_per_tracklet=(4, 8))
         a = Mars(self.root).train[3]
         b = Mars(other).train[3]
-        self.assertEqual(open(a.frames[1], "rb").read(), open(b.frames[1], "rb").read())
+        with open(a.frames[1], "rb") as fa, open(b.frames[1], "rb") as fb:
+            self.assertEqual(fa.read(), fb.read())
         stamp = os.path.getmtime(a.frames[0])
         info = make_synthetic_mars(self.root, num_identities=16, seed=3, frames_per_tracklet=(4, 8))
         self.assertEqual(os.path.getmtime(a.frames[0]), stamp)  # reused, not rewritten

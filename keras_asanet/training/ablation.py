@@ -321,6 +321,11 @@ def per_run_table(measures):
     return "\n".join(lines)
 
 
+def _read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
 def write_results(path, header, table, summary, measures, readme=None):
     """Writes the generated block of `path` (docs/results.md) and of the README's results
     section, leaving the prose around the markers as it is."""
@@ -331,14 +336,14 @@ def write_results(path, header, table, summary, measures, readme=None):
     )
     block = f"{header}\n\n{table}\n\nRows:\n\n{legend}\n\n<details><summary>Every run</summary>\n\n"
     block += per_run_table(measures) + "\n\n</details>"
-    text = open(path).read() if os.path.isfile(path) else "# Results\n"
+    text = _read_text(path) if os.path.isfile(path) else "# Results\n"
     with open(path, "w") as f:
         f.write(replace_generated_block(text, block))
     json_path = os.path.splitext(path)[0] + ".json"
     with open(json_path, "w") as f:
         json.dump({"summary": summary, "runs": [m.to_dict() for m in measures]}, f, indent=1)
     if readme and os.path.isfile(readme):
-        text = open(readme).read()
+        text = _read_text(readme)
         if GENERATED_START in text:
             with open(readme, "w") as f:
                 f.write(replace_generated_block(text, f"{header}\n\n{table}"))
