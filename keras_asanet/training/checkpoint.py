@@ -31,6 +31,33 @@ def _optimizer_variables(optimizer):
     return list(optimizer.variables)
 
 
+def _optimizer_keys(model, variables):
+    """A key per optimiser variable that names what it holds, independent of the order in
+    which the optimiser was built and of Keras' auto-numbered layer names.
+
+    A slot variable (Adam's momentum of a weight) is named after its weight's path, e.g.
+    `network_adam/asa_net_conv1_kernel_momentum`; the weight's path becomes its position among
+    the model's trainable variables (which follows the architecture, not the names), and the
+    key reads `@2/#3_momentum`. The optimiser's own name (`adam`, `adam_1`, ... when Keras
+    numbers it) becomes its rank among the optimisers in order of first appearance (`@2`);
+    variables of no weight keep their name (`@0/iteration`).
+    """
+    owners = sorted(
+        ((v.path.replace("/", "_") + "_", i) for i, v in enumerate(model.trainable_variables)),
+        key=lambda item: -len(item[0]),  # the longest weight name that prefixes a slot name
+    )
+    keys, optimizers = [], {}
+    for v in variables:
+        optimizer, _, name = v.path.rpartition("/")
+        rank = optimizers.setdefault(optimizer, len(optimizers))
+        for prefix, index in owners:
+            if name.startswith(prefix):
+                name = f"#{index}_{name[len(prefix) :]}"
+                break
+        keys.append(f"@{rank}/{name}")
+    return keys
+
+
 def save_checkpoint(directory, model, state, keep=2):
     """Writes `ckpt-<epoch>` atomically and keeps the newest `keep` checkpoints.
 
@@ -59,6 +86,7 @@ def save_checkpoint(directory, model, state, keep=2):
                 for i, v in enumerate(variables)
             },
             __paths__=np.asarray([v.path for v in variables]),
+            __keys__=np.asarray(_optimizer_keys(model, variables)),
         )
         with open(os.path.join(tmp, "state.json"), "w") as f:
             json.dump(state, f, indent=1, default=_json_default)
@@ -103,7 +131,10 @@ def load_checkpoint(path, model):
     except (ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"Checkpoint {path!r}: state.json is unreadable ({err}).") from None
     try:
-        model.load_weights(os.path.join(path, "model.weights.h5"))
+        # The optimiser's variables in the .h5 are matched by position; they are restored
+        # below from optimizer.npz, by what each holds, instead.
+        skip = [model.optimizer] if getattr(model, "optimizer", None) is not None else None
+        model.load_weights(os.path.join(path, "model.weights.h5"), objects_to_skip=skip)
     except Exception as err:  # h5py / Keras raise many types for truncated or foreign files
         raise CheckpointError(
             f"Checkpoint {path!r}: model.weights.h5 cannot be loaded into this model ({err})."
@@ -114,8 +145,9 @@ def load_checkpoint(path, model):
     variables = _optimizer_variables(optimizer)
     try:
         with np.load(os.path.join(path, "optimizer.npz")) as data:
-            paths = list(data["__paths__"])
+            paths = [str(p) for p in data["__paths__"]]
             values = [data[f"v{i:05d}"] for i in range(len(paths))]
+            saved_keys = [str(k) for k in data["__keys__"]] if "__keys__" in data else None
     except Exception as err:
         raise CheckpointError(
             f"Checkpoint {path!r}: optimizer.npz is unreadable ({err})."
@@ -125,6 +157,18 @@ def load_checkpoint(path, model):
             f"Checkpoint {path!r} holds {len(values)} optimiser variables but this model's "
             f"optimiser has {len(variables)}: it was made with another configuration."
         )
+    if saved_keys is not None:
+        # Matched by what each variable holds (see `_optimizer_keys`), not by position.
+        # (Checkpoints written before the keys were saved are restored by position.)
+        by_key = dict(zip(saved_keys, values))
+        keys = _optimizer_keys(model, variables)
+        missing = [k for k in keys if k not in by_key]
+        if missing or len(by_key) != len(saved_keys):
+            raise CheckpointError(
+                f"Checkpoint {path!r}: its optimiser variables do not match this model's "
+                f"(e.g. {missing[:3]} are not in it): it was made with another configuration."
+            )
+        values = [by_key[k] for k in keys]
     for v, value in zip(variables, values):
         if tuple(v.shape) != tuple(value.shape):
             raise CheckpointError(
