@@ -9,6 +9,7 @@ from PIL import Image
 
 from keras_asanet.data.tracklet import Tracklet
 from keras_asanet.evaluation.feature_extraction import clip_plan, extract_features
+from keras_asanet.tests.cross_backend import partner_backends
 from keras_asanet.tests.test_case import TestCase
 
 H, W = 8, 6
@@ -292,11 +293,9 @@ class CrossBackendTest(TestCase):
             model, tracklets, "dense", seq_len=3, batch_size=2, verbose=False
         )
         current = keras.backend.backend()
-        # The other two backends run at the same time, each in its own process.
+        # The partner backend(s), each in its own process (see keras_asanet.tests.cross_backend).
         procs = {}
-        for backend in ("jax", "torch", "tensorflow"):
-            if backend == current:
-                continue
+        for backend in partner_backends():
             out = os.path.join(folder, f"{backend}.npy")
             frames = os.path.join(folder, backend)
             os.makedirs(frames)

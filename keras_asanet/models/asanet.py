@@ -464,10 +464,6 @@ class ASANet(keras.Model):
             return output, masks
         return output
 
-    def compute_output_shape(self, input_shape):
-        dim = self.final_dim
-        return (input_shape[0], dim)
-
     def set_inference_outputs(self, kind):
         """What inference calls (`predict`, `predict_on_batch`, `model(x)`) return:
         `"feature"` (default) or `"dict"` (feature plus `re_attr_logits`, `ir_attr_logits`,
