@@ -79,7 +79,14 @@ class PackageImportTest(TestCase):
 
         tmp = self.get_temp_dir()
         path = os.path.join(tmp, "asanet.keras")
-        model = ASANet.from_preset("asanet_tiny", num_identities=4, attribute_schema="mars")
+        # The smallest ASANet (a fresh JAX process compiles every op it runs once).
+        model = ASANet.from_preset(
+            "asanet_tiny",
+            num_identities=4,
+            attribute_schema="mars",
+            backbone={"block_counts": (1, 1, 1, 1), "width": 4, "non_local": (0, 1, 1, 0)},
+            branch_dim=8,
+        )
         model.build_for_input((None, 2, 32, 16, 3))
         model.compile(optimizer=make_optimizer(center_loss_weight=model.center_loss_weight))
         model.optimizer.build(model.trainable_variables)

@@ -4,8 +4,10 @@ refuses a checkpoint of another class count, and builds the synthetic dataset of
 at the model's training size."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import keras
 import pytest
@@ -16,9 +18,42 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "evaluate.py")
 
 
-@pytest.mark.subprocess
+def _load_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evaluate_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class EvaluateScriptTest(TestCase):
+    """Bad arguments exit with code 2 and a message on stderr. The checks are the script's
+    `main()` called in this process (a subprocess per case cost 10-20 s of imports each);
+    test_unknown_dataset runs the script as a program, so the exit code and stderr of the
+    real process are checked too."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.script = _load_script()
+
     def run_script(self, *args):
+        """`main(args)` in this process: the exit code and what it wrote to stderr."""
+        import contextlib
+        import io
+        import types
+
+        err = io.StringIO()
+        code = 0
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            try:
+                code = self.script.main(["--backend", keras.backend.backend(), *args])
+            except SystemExit as exit_:  # argparse's parser.error
+                code = exit_.code
+        return types.SimpleNamespace(returncode=code or 0, stderr=err.getvalue())
+
+    def run_program(self, *args):
+        """The script as a program, in a new Python process."""
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         return subprocess.run(
             [sys.executable, SCRIPT, "--backend", keras.backend.backend(), *args],
@@ -36,13 +71,13 @@ class EvaluateScriptTest(TestCase):
         with open(self.weights, "wb") as f:
             f.write(b"placeholder")
 
+    @pytest.mark.subprocess
     def test_unknown_dataset(self):
-        proc = self.run_script(
-            "--dataset", "market1501", "--root", self.root, "--weights", self.weights
-        )
-        self.assertEqual(proc.returncode, 2, proc.stderr)
-        self.assertIn("Unknown dataset 'market1501'", proc.stderr)
-        self.assertIn("mars", proc.stderr)
+        args = ["--dataset", "market1501", "--root", self.root, "--weights", self.weights]
+        for proc in (self.run_program(*args), self.run_script(*args)):
+            self.assertEqual(proc.returncode, 2, proc.stderr)
+            self.assertIn("Unknown dataset 'market1501'", proc.stderr)
+            self.assertIn("mars", proc.stderr)
 
     def test_missing_root(self):
         missing = os.path.join(self.root, "no_such_folder")
@@ -87,35 +122,48 @@ class EvaluateScriptTest(TestCase):
 
 
 class EvaluateScriptRunTest(TestCase):
-    """The happy path and the class-count check, run in-process on a tiny synthetic dataset."""
+    """The happy path and the class-count check, run in-process on a tiny synthetic dataset.
+
+    The dataset (only read) and the saved models are made once for the class; each test
+    gets its own copy of a model file in its own folder."""
+
+    @classmethod
+    def setUpClass(cls):
+        from keras_asanet.data import Mars, make_synthetic_mars
+
+        cls.script = _load_script()
+        cls._class_tmp = tempfile.TemporaryDirectory()
+        cls.data = os.path.join(cls._class_tmp.name, "synthetic")
+        make_synthetic_mars(cls.data, num_identities=12, image_size=(32, 16), seed=2)
+        cls.num_train = Mars(cls.data).num_train_pids
+        cls._saved = {}  # class count -> the model file made for the class
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._class_tmp.cleanup()
 
     def setUp(self):
         super().setUp()
-        import importlib.util
-
-        from keras_asanet.data import Mars, make_synthetic_mars
-
-        spec = importlib.util.spec_from_file_location("evaluate_script", SCRIPT)
-        self.script = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(self.script)
-        tmp = self.get_temp_dir()
-        self.data = os.path.join(tmp, "synthetic")
-        make_synthetic_mars(self.data, num_identities=12, image_size=(32, 16), seed=2)
-        self.num_train = Mars(self.data).num_train_pids
-        self.tmp = tmp
+        self.tmp = self.get_temp_dir()
 
     def save_model(self, num_identities):
+        """A tiny ASANet with `num_identities` classes saved as `model_<n>.keras` in this
+        test's folder (a copy of the one built for the class)."""
         from keras_asanet.models import ASANet
 
-        model = ASANet(
-            num_identities=num_identities,
-            backbone={"block_counts": (1, 1, 1, 1), "width": 4, "non_local": (0, 1, 1, 0)},
-            attribute_branch_blocks=1,
-            branch_dim=8,
-        )
-        model.build_for_input((None, 2, 32, 16, 3))
+        if num_identities not in self._saved:
+            model = ASANet(
+                num_identities=num_identities,
+                backbone={"block_counts": (1, 1, 1, 1), "width": 4, "non_local": (0, 1, 1, 0)},
+                attribute_branch_blocks=1,
+                branch_dim=8,
+            )
+            model.build_for_input((None, 2, 32, 16, 3))
+            saved = os.path.join(self._class_tmp.name, f"model_{num_identities}.keras")
+            model.save(saved)
+            self._saved[num_identities] = saved
         path = os.path.join(self.tmp, f"model_{num_identities}.keras")
-        model.save(path)
+        shutil.copyfile(self._saved[num_identities], path)
         return path
 
     def run_args(self, *args):
