@@ -392,6 +392,7 @@ def _train(config, folder, log):
 
     from keras_asanet.data.clip_augmentation import ClipAugmentation
     from keras_asanet.data.pipelines import TrainClipDataset
+    from keras_asanet.evaluation.asanet_evaluation import evaluate_asanet
     from keras_asanet.models.saving import save_model
     from keras_asanet.training import callbacks as cb
     from keras_asanet.training.checkpoint import restore_latest
@@ -464,7 +465,7 @@ def _train(config, folder, log):
         results = state.get("results", {})
         log(f"Resuming from {path} (epoch {initial_epoch} of {config.epochs}).")
     elif config.eval_untrained:
-        untrained = cb.evaluate_asanet(model, dataset, **eval_kwargs)
+        untrained = evaluate_asanet(model, dataset, **eval_kwargs)
         results["untrained"] = _summary(untrained)
         log("Untrained model: " + _one_line(results["untrained"]))
 
@@ -513,7 +514,7 @@ def _train(config, folder, log):
     # never lose the training.
     model_path = os.path.join(config.output, "model.keras")
     save_model(model, model_path)  # atomic: an interrupted save keeps no truncated file
-    report = evaluation.last_report or cb.evaluate_asanet(model, dataset, **eval_kwargs)
+    report = evaluation.last_report or evaluate_asanet(model, dataset, **eval_kwargs)
     if config.dataset == "synthetic":
         from keras_asanet.evaluation import mask_score
 
@@ -586,7 +587,7 @@ def _evaluate_unseen(model, config, eval_kwargs):
     """The model on the test split of the synthetic dataset of `config.heldout_seed`: new
     identities in new scenes, the honest measure of what it learned."""
     from keras_asanet.data import default_synthetic_root, get_dataset
-    from keras_asanet.training import callbacks as cb
+    from keras_asanet.evaluation.asanet_evaluation import evaluate_asanet
 
     if config.root:  # beside the training data the user placed, not in the home cache
         root = f"{os.path.abspath(config.root).rstrip(os.sep)}-heldout-seed{config.heldout_seed}"
@@ -596,7 +597,7 @@ def _evaluate_unseen(model, config, eval_kwargs):
         )
     _build_synthetic(config, root, config.heldout_seed)
     heldout = get_dataset("synthetic", root)
-    report = cb.evaluate_asanet(model, heldout, **{**eval_kwargs, "verbose": False})
+    report = evaluate_asanet(model, heldout, **{**eval_kwargs, "verbose": False})
     if model.uses_re_asre or model.uses_ir_asre:
         from keras_asanet.evaluation import mask_score
 
