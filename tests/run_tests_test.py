@@ -1,0 +1,67 @@
+"""The test command's runner: backends side by side, each log printed whole, every exit code
+kept (a failing or empty backend run fails the command)."""
+
+import contextlib
+import importlib.util
+import io
+import os
+import sys
+
+from keras_asanet.tests.test_case import TestCase
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location(
+        "run_tests_script", os.path.join(ROOT, "scripts", "run_tests.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _program(backend_lines, code):
+    """A stand-in for one backend's pytest: prints its lines slowly, then exits with `code`."""
+    body = (
+        "import os, sys, time\n"
+        f"for line in {backend_lines!r}:\n"
+        "    print(os.environ['KERAS_BACKEND'], line, flush=True)\n"
+        "    time.sleep(0.05)\n"
+        f"sys.exit({code})\n"
+    )
+    return [sys.executable, "-c", body]
+
+
+class RunTestsTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.script = _load()
+
+    def test_side_by_side_keeps_each_log_whole_and_every_exit_code(self):
+        commands = {
+            "jax": _program(["a", "b", "c"], 0),
+            "torch": _program(["d", "e", "f"], 1),
+            "tensorflow": _program(["g"], 5),
+        }
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            codes, timings = self.script._run_side_by_side(commands, jobs=2)
+        self.assertEqual(codes, {"jax": 0, "torch": 1, "tensorflow": 5})
+        self.assertEqual(set(timings), set(commands))
+        text = out.getvalue()
+        for backend, lines in (("jax", "abc"), ("torch", "def"), ("tensorflow", "g")):
+            block = "".join(f"{backend} {x}\n" for x in lines)
+            self.assertIn(block, text)  # the run's lines in one piece, not interleaved
+            self.assertIn(f"# backend {backend} (exit code {codes[backend]})", text)
+
+    def test_one_by_one_and_the_default_job_count(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            codes, _ = self.script._run_one_by_one({"jax": _program(["a"], 0)})
+        self.assertEqual(codes, {"jax": 0})
+        self.assertIn("# backend jax", out.getvalue())
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), self.assertRaises(SystemExit):
+            self.script.main(["--jobs", "0", "--no-lint"])
+        self.assertIn("--jobs must be >= 1", err.getvalue())
