@@ -27,6 +27,12 @@ BACKEND_PACKAGES = {
 DEFAULT_BACKEND = "jax"
 
 
+#: The synthetic seed that evaluate.py and visualize.py draw by default, for --help (Keras is
+#: not imported yet): the training runs' held-out seed, `RunConfig.heldout_seed`
+#: (tests/cli_test.py keeps them equal).
+DEFAULT_SYNTHETIC_SEED = 1000
+
+
 class BackendError(ValueError):
     """An unknown, missing or too-late `--backend` (the scripts exit with code 2)."""
 

@@ -38,9 +38,6 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-#: The synthetic seed evaluated by default, for --help (Keras is not imported yet): the
-#: training runs' held-out seed, `RunConfig.heldout_seed` (tests/cli_test.py keeps them equal).
-DEFAULT_SYNTHETIC_SEED = 1000
 
 
 def load_cli():
@@ -55,6 +52,7 @@ def load_cli():
 
 
 cli = load_cli()
+DEFAULT_SYNTHETIC_SEED = cli.DEFAULT_SYNTHETIC_SEED
 
 
 def _parser():

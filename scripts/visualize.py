@@ -32,8 +32,6 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-#: The synthetic seed drawn by default (the training runs' held-out seed, as evaluate.py).
-DEFAULT_SYNTHETIC_SEED = 1000
 
 
 def load_cli():
@@ -48,6 +46,7 @@ def load_cli():
 
 
 cli = load_cli()
+DEFAULT_SYNTHETIC_SEED = cli.DEFAULT_SYNTHETIC_SEED
 
 
 def _parser():

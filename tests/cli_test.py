@@ -75,6 +75,7 @@ class CliTest(TestCase):
         from keras_asanet.training.runner import RunConfig
 
         self.assertEqual(self.evaluate.DEFAULT_SYNTHETIC_SEED, RunConfig.heldout_seed)
+        self.assertEqual(cli.DEFAULT_SYNTHETIC_SEED, RunConfig.heldout_seed)
         self.assertEqual(self.fit.parse_args([]).heldout_seed, RunConfig.heldout_seed)
         self.assertEqual(unseen_synthetic({}, cache_dir="/x").seed, RunConfig.heldout_seed)
 
