@@ -47,7 +47,27 @@ def pytest_report_header(config):
     header = f"keras {keras.__version__}, backend {keras.backend.backend()}"
     if keras.backend.backend() == "jax":
         header += f"; JAX compilation cache {os.environ['JAX_COMPILATION_CACHE_DIR']}"
+    if os.environ.get(ELSEWHERE_ENV) == "elsewhere":
+        header += "; backend-independent tests deselected (another backend's run has them)"
     return header
+
+
+#: Set by `scripts/run_tests.py` in every backend's run but one: the tests marked
+#: `backend_independent` (readers, sampling, ranking, plots: numpy and files, no Keras op)
+#: give the same result under any backend, so one run of them is enough. They are
+#: deselected, not skipped, and the run that keeps them says so in its header.
+ELSEWHERE_ENV = "KERAS_ASANET_BACKEND_INDEPENDENT_TESTS"
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get(ELSEWHERE_ENV) != "elsewhere":
+        return
+    kept, dropped = [], []
+    for item in items:
+        (dropped if item.get_closest_marker("backend_independent") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def pytest_unconfigure(config):

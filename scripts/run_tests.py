@@ -3,6 +3,10 @@
 This is the README's test command (after the install) and what `.ci/run` calls. It fails on
 any failure, and treats "no tests collected" (pytest exit code 5) as a failure.
 
+Tests marked `backend_independent` (numpy and file code: readers, sampling, ranking, plots)
+give the same result under every backend, so they run in one backend's run only (torch's,
+the shortest, when it is among `--backends`); the other runs deselect them.
+
 The backends' runs are independent processes, and each keeps about one core busy (most of a
 run is Python, compiling and small ops), so on a machine with more than one core they all run
 at the same time (`--jobs N` limits how many; 1 runs them one after the other). Each run's
@@ -23,6 +27,14 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = ("jax", "torch", "tensorflow")
+#: The environment variable conftest.py reads to deselect the backend-independent tests.
+ELSEWHERE_ENV = "KERAS_ASANET_BACKEND_INDEPENDENT_TESTS"
+
+
+def independent_tests_backend(backends):
+    """The one backend whose run keeps the backend-independent tests: torch's run is the
+    shortest of the three, so it absorbs them best; else the first one asked for."""
+    return "torch" if "torch" in backends else backends[0]
 
 
 def _run(cmd, env=None):
@@ -57,16 +69,19 @@ def main(argv=None):
     jobs = args.jobs if args.jobs is not None else default_jobs
     if jobs < 1:
         parser.error(f"--jobs must be >= 1, got {jobs}.")
+    keeper = independent_tests_backend(args.backends)
+    print(f"backend-independent tests run under: {keeper}", flush=True)
     commands = {}
     for backend in args.backends:
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
         if args.quick:
             cmd += ["-m", "not large"]
         commands[backend] = cmd + args.pytest_args
+    envs = {b: _backend_env(b, keep_independent=b == keeper) for b in commands}
     if jobs == 1:
-        codes, timings = _run_one_by_one(commands)
+        codes, timings = _run_one_by_one(commands, envs)
     else:
-        codes, timings = _run_side_by_side(commands, jobs)
+        codes, timings = _run_side_by_side(commands, envs, jobs)
     for backend, code in codes.items():
         if code == 5:
             print(f"!! no tests were collected on backend {backend}: that is a failure")
@@ -82,21 +97,23 @@ def main(argv=None):
     return 0
 
 
-def _backend_env(backend):
-    return dict(os.environ, KERAS_BACKEND=backend)
+def _backend_env(backend, keep_independent):
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    env[ELSEWHERE_ENV] = "run" if keep_independent else "elsewhere"
+    return env
 
 
-def _run_one_by_one(commands):
+def _run_one_by_one(commands, envs):
     codes, timings = {}, {}
     for backend, cmd in commands.items():
         start = time.time()
         print(f"# backend {backend}", flush=True)
-        codes[backend] = _run(cmd, env=_backend_env(backend))
+        codes[backend] = _run(cmd, env=envs[backend])
         timings[backend] = time.time() - start
     return codes, timings
 
 
-def _run_side_by_side(commands, jobs):
+def _run_side_by_side(commands, envs, jobs):
     """Runs up to `jobs` backends at once; prints each log whole when its run ends."""
     codes, timings, running = {}, {}, {}
     pending = list(commands)
@@ -109,7 +126,7 @@ def _run_side_by_side(commands, jobs):
                 proc = subprocess.Popen(
                     commands[backend],
                     cwd=ROOT,
-                    env=_backend_env(backend),
+                    env=envs[backend],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )

@@ -5,7 +5,12 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

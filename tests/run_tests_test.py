@@ -5,9 +5,15 @@ import contextlib
 import importlib.util
 import io
 import os
+import subprocess
 import sys
 
+import pytest
+
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,7 +52,8 @@ class RunTestsTest(TestCase):
         }
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            codes, timings = self.script._run_side_by_side(commands, jobs=2)
+            envs = {b: self.script._backend_env(b, keep_independent=True) for b in commands}
+            codes, timings = self.script._run_side_by_side(commands, envs, jobs=2)
         self.assertEqual(codes, {"jax": 0, "torch": 1, "tensorflow": 5})
         self.assertEqual(set(timings), set(commands))
         text = out.getvalue()
@@ -58,10 +65,36 @@ class RunTestsTest(TestCase):
     def test_one_by_one_and_the_default_job_count(self):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            codes, _ = self.script._run_one_by_one({"jax": _program(["a"], 0)})
+            envs = {"jax": self.script._backend_env("jax", keep_independent=True)}
+            codes, _ = self.script._run_one_by_one({"jax": _program(["a"], 0)}, envs)
         self.assertEqual(codes, {"jax": 0})
         self.assertIn("# backend jax", out.getvalue())
         err = io.StringIO()
         with contextlib.redirect_stderr(err), self.assertRaises(SystemExit):
             self.script.main(["--jobs", "0", "--no-lint"])
         self.assertIn("--jobs must be >= 1", err.getvalue())
+
+    def test_backend_independent_tests_run_under_one_backend_only(self):
+        self.assertEqual(self.script.independent_tests_backend(["jax", "torch"]), "torch")
+        self.assertEqual(self.script.independent_tests_backend(["tensorflow", "jax"]), "tensorflow")
+        keep = self.script._backend_env("jax", keep_independent=True)
+        drop = self.script._backend_env("tensorflow", keep_independent=False)
+        self.assertEqual(keep["KERAS_BACKEND"], "jax")
+        self.assertEqual(keep[self.script.ELSEWHERE_ENV], "run")
+        self.assertEqual(drop[self.script.ELSEWHERE_ENV], "elsewhere")
+
+        # The real conftest in a run that leaves them to another backend (collected under the
+        # numpy backend, the quickest to import): a marked module is deselected, not skipped,
+        # and an unmarked one is collected. (This test is marked: that it runs at all shows
+        # the keeping run collects the marked modules.)
+        marked = "keras_asanet/data/samplers_test.py"
+        unmarked = "keras_asanet/layers/bn_neck_test.py"
+        env = dict(os.environ, KERAS_BACKEND="numpy", **{self.script.ELSEWHERE_ENV: "elsewhere"})
+        out = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+             marked, unmarked],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        self.assertNotIn(marked, out)
+        self.assertIn("deselected", out)
+        self.assertIn(unmarked, out)

@@ -1,6 +1,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from keras_asanet.data.attributes import (
     DUKE_SCHEMA,
@@ -10,6 +11,9 @@ from keras_asanet.data.attributes import (
 )
 from keras_asanet.tests.fixtures import MARS_CSV_HEADER, write_attribute_csv
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 class AttributeSchemaTest(TestCase):

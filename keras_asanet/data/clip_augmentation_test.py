@@ -1,7 +1,11 @@
 import numpy as np
+import pytest
 
 from keras_asanet.data.clip_augmentation import IMAGENET_MEAN_PIXELS, ClipAugmentation
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 def _clip(t=4, h=32, w=16):

@@ -1,6 +1,8 @@
 import os
 import shutil
 
+import pytest
+
 from keras_asanet.data.duke_video_reid import DukeVideoReID
 from keras_asanet.tests.fixtures import (
     DUKE_CSV_HEADER,
@@ -9,6 +11,9 @@ from keras_asanet.tests.fixtures import (
     write_jpeg,
 )
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 class DukeVideoReIDTest(TestCase):

@@ -1,7 +1,11 @@
 import numpy as np
+import pytest
 
 from keras_asanet.data.frame_sampling import dense_chunks, evenly_spaced, restricted_random
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 class FrameSamplingTest(TestCase):

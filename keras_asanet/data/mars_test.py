@@ -1,6 +1,7 @@
 import os
 
 import numpy as np
+import pytest
 import scipy.io
 
 from keras_asanet.data.mars import Mars
@@ -10,6 +11,9 @@ from keras_asanet.tests.fixtures import (
     write_mars_fixture,
 )
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 class MarsTest(TestCase):

@@ -1,9 +1,13 @@
 import collections
 
 import numpy as np
+import pytest
 
 from keras_asanet.data.samplers import PKSampler
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 class PKSamplerTest(TestCase):

@@ -2,6 +2,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from keras_asanet.data.mars import Mars
@@ -13,6 +14,9 @@ from keras_asanet.data.synthetic import (
     mask_path,
 )
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 class SyntheticMarsTest(TestCase):

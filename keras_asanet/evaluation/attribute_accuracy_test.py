@@ -1,9 +1,13 @@
 import numpy as np
+import pytest
 
 from keras_asanet.data.attributes import AttributeSchema
 from keras_asanet.data.tracklet import Tracklet
 from keras_asanet.evaluation.attribute_accuracy import attribute_accuracy
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 SCHEMA = AttributeSchema.for_dataset("mars")
 

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from keras_asanet.data.attributes import AttributeSchema
 from keras_asanet.data.tracklet import Tracklet
@@ -15,6 +16,9 @@ from keras_asanet.evaluation.ranking_test import (
     HAND_Q_PIDS,
 )
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 def _q(tid, occlusion=None, pose=None, motion=None):

@@ -1,6 +1,7 @@
 import types
 
 import numpy as np
+import pytest
 
 from keras_asanet.data.tracklet import Tracklet
 from keras_asanet.evaluation.protocols import (
@@ -11,6 +12,9 @@ from keras_asanet.evaluation.protocols import (
     mars_protocol,
 )
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 def _t(pid, cam, tid):

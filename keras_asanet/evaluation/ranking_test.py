@@ -14,6 +14,9 @@ from keras_asanet.evaluation.ranking import (
 )
 from keras_asanet.tests.test_case import TestCase
 
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
+
 
 def brute_force(qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank=50, metric="euclidean"):
     """Independent oracle: Python sorting on (distance, gallery index), then the textbook

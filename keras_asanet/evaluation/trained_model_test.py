@@ -2,8 +2,13 @@ import json
 import os
 import types
 
+import pytest
+
 from keras_asanet.evaluation import trained_model
 from keras_asanet.tests.test_case import TestCase
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 def _dataset(*pids):

@@ -1,9 +1,14 @@
 import os
 
+import pytest
+
 from keras_asanet.data import default_synthetic_root
 from keras_asanet.evaluation.unseen_synthetic import unseen_synthetic
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.training.runner import RunConfig
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 class UnseenSyntheticTest(TestCase):

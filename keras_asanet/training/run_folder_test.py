@@ -4,9 +4,14 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.training.run_folder import LOCK_NAME, RunLock, claim_run_folder
 from keras_asanet.training.runner import UsageError
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 def _dead_pid():

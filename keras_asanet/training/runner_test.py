@@ -2,6 +2,8 @@ import dataclasses
 import json
 import os
 
+import pytest
+
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.training.runner import (
     RunConfig,
@@ -10,6 +12,9 @@ from keras_asanet.training.runner import (
     train,
     with_saved_settings,
 )
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 # The settings of an earlier run (non-defaults everywhere a flag would usually be typed).
 SAVED = dict(preset="asanet_tiny", epochs=6, seq_len=2, image_size=(32, 16), batch=(2, 2),

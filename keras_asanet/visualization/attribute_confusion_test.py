@@ -1,6 +1,7 @@
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from keras_asanet.data.attributes import AttributeSchema
@@ -8,6 +9,9 @@ from keras_asanet.data.tracklet import Tracklet
 from keras_asanet.evaluation.attribute_accuracy import attribute_accuracy
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.visualization import attribute_confusion, plot_attribute_confusion
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 def _tracklets(schema, n, seed):

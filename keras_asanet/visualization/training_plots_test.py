@@ -1,10 +1,14 @@
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.visualization import plot_cmc, plot_training_curves
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 HISTORY = {
     "loss": [3.0, 2.0, 1.5],

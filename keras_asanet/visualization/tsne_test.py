@@ -3,11 +3,15 @@ import sys
 from unittest import mock
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from keras_asanet.data.tracklet import Tracklet
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.visualization import plot_tsne, tracklet_labels, tsne_embedding
+
+# Pure numpy / file code: the README's test command runs it under one backend only.
+pytestmark = pytest.mark.backend_independent
 
 
 def _clusters(seed=0):
