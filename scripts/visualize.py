@@ -75,7 +75,12 @@ def _parser():
     )
     p.add_argument("--cache-dir", default=None, help="folder of the synthetic datasets")
     p.add_argument("--setup", choices=("usual", "mixing"), default="usual")
-    p.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
+    p.add_argument(
+        "--metric",
+        choices=("euclidean", "cosine"),
+        default=cli.DEFAULT_METRIC,
+        help=f"distance between features (default {cli.DEFAULT_METRIC}, measured best)",
+    )
     p.add_argument("--mode", choices=("dense", "sampled"), default="dense")
     cli.add_data_arguments(
         p,

@@ -87,15 +87,23 @@ class AblationScriptTest(TestCase):
             "--eval-mode", "sampled", "--quiet", "--output", os.path.join(tmp, "runs"),
             "--results", results,
         ]  # fmt: skip
-        out = io.StringIO()
-        env_home = os.environ.get("HOME")
-        os.environ["HOME"] = tmp  # the synthetic cache goes under the temporary home
-        try:
-            with contextlib.redirect_stdout(out):
-                code = ablation_script.main(args)
-        finally:
-            os.environ["HOME"] = env_home
-        self.assertEqual(code, 0, out.getvalue())
+
+        def call(*extra):
+            out = io.StringIO()
+            env_home = os.environ.get("HOME")
+            os.environ["HOME"] = tmp  # the synthetic cache goes under the temporary home
+            try:
+                with contextlib.redirect_stdout(out):
+                    code = ablation_script.main([*args, *extra])
+            finally:
+                os.environ["HOME"] = env_home
+            self.assertEqual(code, 0, out.getvalue())
+            with open(os.path.join(tmp, "results.json")) as f:
+                (run,) = json.load(f)["runs"]
+            return out.getvalue(), run
+
+        # Trained and scored with the Euclidean distance first.
+        _, run = call("--metric", "euclidean")
         with open(os.path.join(ROOT, "README.md")) as f:
             readme = f.read()
         self.assertNotIn(tmp, readme)  # a results file elsewhere leaves the README alone
@@ -104,21 +112,45 @@ class AblationScriptTest(TestCase):
         self.assertIn("prose stays", text)
         self.assertIn("| +asre |", text)
         self.assertIn("python scripts/ablation.py", text)
-        with open(os.path.join(tmp, "results.json")) as f:
-            runs = json.load(f)["runs"]
-        self.assertEqual([(r["row"], r["seed"]) for r in runs], [("+asre", 3)])
-        (run,) = runs
+        self.assertEqual((run["row"], run["seed"]), ("+asre", 3))
         self.assertGreaterEqual(run["mAP"], 0.0)
         self.assertLessEqual(run["mAP"], 1.0)
         self.assertGreater(run["baseline_mAP"], 0.0)
         self.assertIsNotNone(run["majority_re"])
         self.assertIsNotNone(run["attr_re"])  # heads exist and were scored
-        # A second call reuses the finished run instead of training again.
-        out = io.StringIO()
-        os.environ["HOME"] = tmp
-        try:
-            with contextlib.redirect_stdout(out):
-                self.assertEqual(ablation_script.main(args), 0)
-        finally:
-            os.environ["HOME"] = env_home
-        self.assertIn("reusing the finished run", out.getvalue())
+
+        # The default distance (cosine) re-scores the finished run from its model.keras
+        # instead of training again: the same numbers as evaluating that model afresh, the
+        # distance-free measures (attributes, masks, training time) kept.
+        folder = os.path.join(tmp, "runs", "asre", "seed3")
+        log, rescored = call()
+        self.assertIn("re-scoring the finished run with cosine", log)
+        with open(os.path.join(folder, "results.json")) as f:
+            saved = json.load(f)
+        self.assertEqual(saved["unseen"]["metric"], "cosine")
+        self.assertEqual(saved["final"]["metric"], "cosine")
+        for key in ("train_seconds", "attr_re", "attr_ir", "mask_iou", "baseline_mAP"):
+            self.assertEqual(rescored[key], run[key], key)
+        self.assertAlmostEqual(rescored["mAP"], self._cosine_unseen_mAP(tmp, folder), places=6)
+
+        # A third call reuses the run as it stands.
+        log, again = call()
+        self.assertIn("reusing the finished run", log)
+        self.assertEqual(again, rescored)
+
+    def _cosine_unseen_mAP(self, home, folder):
+        from keras_asanet.data import default_synthetic_root, get_dataset
+        from keras_asanet.evaluation import evaluate_asanet
+        from keras_asanet.models import load_model
+
+        root = default_synthetic_root(12, (32, 16), 5, base=f"{home}/.keras_asanet/synthetic")
+        report = evaluate_asanet(
+            load_model(os.path.join(folder, "model.keras")),
+            get_dataset("synthetic", root),
+            metric="cosine",
+            mode="sampled",
+            seq_len=2,
+            image_size=(32, 16),
+            verbose=False,
+        )
+        return report.ranking.mAP

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from keras_asanet.cli import DEFAULT_METRIC
 from keras_asanet.evaluation.attribute_accuracy import attribute_accuracy
 from keras_asanet.evaluation.breakdown import breakdown_by_query, camera_pair_breakdown
 from keras_asanet.evaluation.feature_extraction import extract_features, resolve_image_size
@@ -107,7 +108,7 @@ def evaluate_model(
     dataset,
     setup="usual",
     trained_on=None,
-    metric="euclidean",
+    metric=DEFAULT_METRIC,
     mode="dense",
     seq_len=6,
     batch_size=32,
@@ -139,7 +140,8 @@ def evaluate_model(
         trained_on: the training dataset's name for a cross-dataset evaluation (the model's
             identity classifier is ignored; ID-relevant attributes, whose schema differs,
             are not scored).
-        metric: `"euclidean"` or `"cosine"`.
+        metric: `"cosine"` (the default, `keras_asanet.cli.DEFAULT_METRIC`: measured best
+            for ASA-Net's features) or `"euclidean"`.
         mode, seq_len, batch_size, image_size, num_workers: see `extract_features`.
         max_rank, max_memory: see `evaluate_ranking`.
         breakdown: add rank-1 / mAP by the queries' quality flags, pose and motion.

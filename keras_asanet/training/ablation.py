@@ -122,7 +122,7 @@ def row_config(row, seed, base_config, output, heldout_seed):
 def run_one(row, seed, base_config, output, heldout_seed, log=print):
     """Trains one row for one seed (or reuses a finished run in `output`) and returns what it
     measured on the held-out seed's dataset (the run's own `results["unseen"]`)."""
-    from keras_asanet.training.runner import train
+    from keras_asanet.training.runner import rescore, train
 
     config = row_config(row, seed, base_config, output, heldout_seed)
     results_path = os.path.join(output, "results.json")
@@ -130,10 +130,15 @@ def run_one(row, seed, base_config, output, heldout_seed, log=print):
     if os.path.isfile(results_path):
         with open(results_path) as f:
             results = json.load(f)
-        if results.get("unseen", {}).get("dataset_seed") == int(heldout_seed):
-            log(f"[{row} / seed {seed}] reusing the finished run in {output}")
-        else:
+        # Runs scored before the distance was recorded ranked by Euclidean distance.
+        scored_with = results.get("unseen", {}).get("metric") or "euclidean"
+        if results.get("unseen", {}).get("dataset_seed") != int(heldout_seed):
             results = None
+        elif scored_with != config.metric:
+            log(f"[{row} / seed {seed}] re-scoring the finished run with {config.metric}")
+            results = rescore(config, log=lambda *_: None)
+        else:
+            log(f"[{row} / seed {seed}] reusing the finished run in {output}")
     if results is None:
         if os.path.isdir(os.path.join(output, "checkpoints")):
             config = dataclasses.replace(config, resume=True)

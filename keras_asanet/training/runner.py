@@ -11,6 +11,8 @@ import json
 import os
 import time
 
+from keras_asanet.cli import DEFAULT_METRIC
+
 PAPER_EPOCHS = 700
 PAPER_DECAY_EPOCHS = (100, 250, 350)
 
@@ -88,6 +90,7 @@ class RunConfig:
     seed: int = 0
     eval_every: int = 0
     eval_mode: str = "dense"
+    metric: str = DEFAULT_METRIC
     eval_batch_size: int = 32
     eval_untrained: bool = False
     workers: int = 1
@@ -131,6 +134,8 @@ class RunConfig:
                 f"--heldout-seed {self.heldout_seed} equals --dataset-seed: the unseen-scenes "
                 "evaluation must use a dataset the run does not train on."
             )
+        if self.metric not in ("cosine", "euclidean"):
+            raise UsageError(f"Unknown --metric {self.metric!r}; expected cosine or euclidean.")
         if self.identity_pooling not in (None, "avg", "gem"):
             raise UsageError(
                 f"Unknown --identity-pooling {self.identity_pooling!r}; expected avg or gem."
@@ -452,6 +457,7 @@ def _train(config, folder, log):
     history, initial_epoch, results = {}, 0, {}
     eval_kwargs = {
         "mode": config.eval_mode,
+        "metric": config.metric,
         "seq_len": config.seq_len,
         "image_size": tuple(config.image_size),
         "batch_size": config.eval_batch_size,
@@ -583,9 +589,55 @@ def _train(config, folder, log):
     return results
 
 
-def _evaluate_unseen(model, config, eval_kwargs):
+def rescore(config, log=print):
+    """Evaluates a finished run's `model.keras` again with `config.metric` (and its other
+    evaluation settings), on its own test split and on the held-out synthetic seed, and
+    rewrites the rankings in its `results.json`; what does not depend on the distance (the
+    attribute accuracy, the mask scores, the training history) is kept. This is how
+    `scripts/ablation.py` scores finished runs with another distance without training them
+    again.
+
+    Returns:
+        The updated results dict.
+    """
+    from keras_asanet.evaluation.asanet_evaluation import evaluate_asanet
+    from keras_asanet.models.saving import load_model
+
+    path = os.path.join(config.output, "results.json")
+    with open(path) as f:
+        results = json.load(f)
+    model = load_model(os.path.join(config.output, "model.keras"))
+    eval_kwargs = {
+        "mode": config.eval_mode,
+        "metric": config.metric,
+        "seq_len": config.seq_len,
+        "image_size": tuple(config.image_size),
+        "batch_size": config.eval_batch_size,
+        "verbose": False,
+    }
+    report = evaluate_asanet(model, load_dataset(config), **eval_kwargs)
+    results["final"].update(_summary(report))
+    kept_masks = results["report"].get("mask_score")  # does not depend on the distance
+    results["report"] = {**report.to_dict(), "mask_score": kept_masks}
+    if config.dataset == "synthetic" and config.heldout_seed is not None:
+        unseen, heldout = _evaluate_unseen(model, config, eval_kwargs, masks=False)
+        kept = {k: results.get("unseen", {}).get(k) for k in ("mask_score",)}
+        results["unseen"] = _unseen_summary(unseen, heldout, config.heldout_seed)
+        results["unseen"].update({k: v for k, v in kept.items() if v is not None})
+    results["config"]["metric"] = config.metric
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1, default=float)
+    log(
+        f"Re-scored {config.output} with the {config.metric} distance: "
+        + _one_line(results["final"])
+    )
+    return results
+
+
+def _evaluate_unseen(model, config, eval_kwargs, masks=True):
     """The model on the test split of the synthetic dataset of `config.heldout_seed`: new
-    identities in new scenes, the honest measure of what it learned."""
+    identities in new scenes, the honest measure of what it learned (`masks`: with the ASRE
+    mask score)."""
     from keras_asanet.data import default_synthetic_root, get_dataset
     from keras_asanet.evaluation.asanet_evaluation import evaluate_asanet
 
@@ -598,7 +650,7 @@ def _evaluate_unseen(model, config, eval_kwargs):
     _build_synthetic(config, root, config.heldout_seed)
     heldout = get_dataset("synthetic", root)
     report = evaluate_asanet(model, heldout, **{**eval_kwargs, "verbose": False})
-    if model.uses_re_asre or model.uses_ir_asre:
+    if masks and (model.uses_re_asre or model.uses_ir_asre):
         from keras_asanet.evaluation import mask_score
 
         report.mask_score = mask_score(
@@ -644,6 +696,7 @@ def _summary(report):
         "mAP": float(r.mAP),
         "mINP": float(r.mINP),
         "num_valid_queries": int(r.num_valid_queries),
+        "metric": report.settings.get("metric"),
     }
     if report.attributes is not None:
         out["attribute_accuracy"] = float(report.attributes.mean_accuracy)

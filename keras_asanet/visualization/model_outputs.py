@@ -7,6 +7,8 @@ import dataclasses
 
 import numpy as np
 
+from keras_asanet.cli import DEFAULT_METRIC
+
 
 @dataclasses.dataclass
 class EvaluationOutputs:
@@ -27,7 +29,7 @@ class EvaluationOutputs:
     ir_attr_logits: np.ndarray | None
     settings: dict
 
-    def ranking(self, metric="euclidean", max_rank=50):
+    def ranking(self, metric=DEFAULT_METRIC, max_rank=50):
         """The protocol's `RankingResult` on these features (`evaluate_ranking`)."""
         return self.protocol.evaluate(self.features, metric=metric, max_rank=max_rank)
 

@@ -15,6 +15,8 @@ import html
 import json
 import os
 
+from keras_asanet.cli import DEFAULT_METRIC
+
 
 @dataclasses.dataclass
 class VisualReport:
@@ -86,7 +88,7 @@ def write_visual_report(
     image_size=None,
     batch_size=32,
     num_workers=4,
-    metric="euclidean",
+    metric=DEFAULT_METRIC,
     num_queries=4,
     top_k=5,
     num_tracklets=2,

@@ -14,6 +14,7 @@ import dataclasses
 
 import numpy as np
 
+from keras_asanet.cli import DEFAULT_METRIC
 from keras_asanet.visualization._figures import (
     MATCH_COLOUR,
     MISMATCH_COLOUR,
@@ -129,7 +130,7 @@ def plot_retrieval_grid(
     distances=None,
     query_features=None,
     gallery_features=None,
-    metric="euclidean",
+    metric=DEFAULT_METRIC,
     queries=None,
     num_queries=4,
     top_k=5,
@@ -218,7 +219,7 @@ def plot_model_retrieval(
     model,
     dataset,
     setup="usual",
-    metric="euclidean",
+    metric=DEFAULT_METRIC,
     queries=None,
     num_queries=4,
     top_k=5,
