@@ -120,11 +120,16 @@ class ClipAugmentation:
 
     def apply_into(self, clip, out, transform, flipped=False) -> None:
         """Writes `clip` (any numeric dtype, e.g. decoded uint8 frames) transformed into the
-        float32 array `out` of the same shape.
+        array `out` of the same shape.
+
+        A uint8 `out` (the training pipeline's `clip_dtype="uint8"`) gets the same pixels
+        rounded to integers: the colour gain is applied in float32 and rounded, the erasing
+        fill is the ImageNet mean rounded (124, 116, 104), i.e. within half a grey level of
+        zero after the model's normalisation.
 
         Args:
             clip: `(T, H, W, 3)` frames.
-            out: `(T, H, W, 3)` float32 destination.
+            out: `(T, H, W, 3)` float32 or uint8 destination.
             transform: a `ClipTransform` from `draw`.
             flipped: the frames were already flipped while decoding (the pipeline flips with
                 PIL, several times faster than a strided numpy copy).
@@ -147,11 +152,19 @@ class ClipAugmentation:
         else:
             out[...] = clip
         if transform.gain is not None:
-            out *= np.asarray(transform.gain, np.float32)
-            np.clip(out, 0.0, 255.0, out=out)
+            if out.dtype == np.float32:
+                out *= np.asarray(transform.gain, np.float32)
+                np.clip(out, 0.0, 255.0, out=out)
+            else:
+                scaled = out * np.asarray(transform.gain, np.float32)
+                np.clip(np.rint(scaled, out=scaled), 0.0, 255.0, out=scaled)
+                out[...] = scaled
         if transform.erase is not None:
             y0, y1, x0, x1 = transform.erase
-            out[:, y0:y1, x0:x1] = np.asarray(self.erasing_fill, np.float32)
+            fill = np.asarray(self.erasing_fill, np.float32)
+            if out.dtype != np.float32:
+                fill = np.rint(fill)
+            out[:, y0:y1, x0:x1] = fill
 
     def erasing_box(self, h, w, rng, attempts=100):
         """Zhong et al.'s rectangle: area and log-uniform aspect ratio, retried until it fits."""

@@ -17,6 +17,8 @@ from keras_asanet.data.samplers import PKSampler
 
 #: Keys of the targets dict every pipeline yields.
 TARGET_KEYS = ("pid", "camid", "re_attr", "ir_attr", "attr_mask")
+#: Clip dtypes `TrainClipDataset` can yield (pixels in [0, 255] either way).
+CLIP_DTYPES = ("float32", "uint8")
 
 
 def _check_common(tracklets, seq_len, image_size):
@@ -111,6 +113,11 @@ class TrainClipDataset(keras.utils.PyDataset):
         workers, use_multiprocessing, max_queue_size: as `keras.utils.PyDataset`.
         num_classes: the model's identity classifier width; when given, every pid must lie
             in `[0, num_classes)` (`check_identity_labels`; negative pids are always refused).
+        clip_dtype: `"float32"` (default) or `"uint8"`: the dtype of the yielded clips, pixels
+            in [0, 255] either way. `ASANet` casts and normalises inside its graph, so uint8
+            clips train the same model; they are 4x smaller, which is most of the loader's
+            cost beyond decoding (`scripts/benchmark.py data`). Augmented uint8 pixels are
+            rounded (see `ClipAugmentation.apply_into`).
 
     Example:
 
@@ -145,11 +152,15 @@ class TrainClipDataset(keras.utils.PyDataset):
         use_multiprocessing=False,
         max_queue_size=10,
         num_classes=None,
+        clip_dtype="float32",
     ):
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
         )
         _check_common(tracklets, seq_len, image_size)
+        if clip_dtype not in CLIP_DTYPES:
+            raise ValueError(f"clip_dtype must be one of {CLIP_DTYPES}, got {clip_dtype!r}.")
+        self.clip_dtype = clip_dtype
         self.tracklets = list(tracklets)
         check_identity_labels([t.pid for t in self.tracklets], num_classes)
         self.attribute_schema = attribute_schema
@@ -190,7 +201,7 @@ class TrainClipDataset(keras.utils.PyDataset):
         rng = np.random.default_rng([self.sampler.seed, self.sampler.epoch, int(index)])
         indices = np.asarray(self._batches[index])
         chosen = [self.tracklets[i] for i in indices]
-        clips = np.empty((len(chosen), self.seq_len, *self.image_size, 3), np.float32)
+        clips = np.empty((len(chosen), self.seq_len, *self.image_size, 3), self.clip_dtype)
         try:
             for b, t in enumerate(chosen):
                 idx = restricted_random(t.num_frames, self.seq_len, rng)

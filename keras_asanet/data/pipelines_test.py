@@ -83,6 +83,19 @@ class PipelinesTest(TestCase):
                     chunk = [j for j in range(lo, hi) if np.array_equal(clips[b, t], files[j])]
                     self.assertNotEmpty(chunk, f"clip {b} frame {t}: not a file of chunk {lo}-{hi}")
 
+    def test_uint8_clips_are_the_float32_clips_rounded(self):
+        from keras_asanet.data.clip_augmentation import ClipAugmentation
+
+        for augmentation in (None, ClipAugmentation(erasing_probability=1.0, color_jitter=0.4)):
+            floats = self.make(augmentation=augmentation)[0][0]
+            ints = self.make(augmentation=augmentation, clip_dtype="uint8")[0][0]
+            self.assertEqual(ints.dtype, np.uint8)
+            self.assertEqual(ints.shape, floats.shape)
+            # Same draws, same pixels up to rounding (gain and erasing fill included).
+            self.assertAllEqual(ints, np.clip(np.rint(floats), 0, 255).astype(np.uint8))
+        with self.assertRaisesRegex(ValueError, "clip_dtype"):
+            self.make(clip_dtype="float16")
+
     def test_eval_dataset_is_ordered_and_complete(self):
         data = EvalClipDataset(
             self.mars.query,
