@@ -1,0 +1,190 @@
+"""Where the time of one Keras training step goes (`python -m benchmarks.profile_step`).
+
+Runs the `benchmark.py train` step (`model.train_on_batch`, `jit_compile=False`) under the
+active backend's view of the work and prints a markdown table:
+
+* torch: `torch.profiler`, self CPU time per aten operator, against the plain PyTorch
+  reference's step profiled the same way (same batch, same thread count);
+* jax / tensorflow: the compiled (`jit_compile=True`) step against the first convolution
+  of the network alone (forward + backward, jitted), i.e. how much of the step is XLA's
+  convolutions, against the same convolution in PyTorch.
+
+Usage: KERAS_BACKEND=torch python -m benchmarks.profile_step [--image-size 128 64] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def _steps(step, n):
+    step()
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - start) / n
+
+
+def torch_tables(args, rows=12):
+    from torch.profiler import ProfilerActivity, profile
+
+    from benchmarks import train
+
+    tables = {}
+    for kind in ("keras", "reference"):
+        wargs = train.worker_parser().parse_args(
+            ["--kind", kind, "--image-size", *map(str, args.image_size), "--seq-len",
+             str(args.seq_len), "--batch", *map(str, args.batch), "--jit", "false"]
+        )  # fmt: skip
+        wargs.image_size, wargs.batch = tuple(wargs.image_size), tuple(wargs.batch)
+        step = _step_function(kind, wargs)
+        step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(args.steps):
+                step()
+        events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+        total = sum(e.self_cpu_time_total for e in events)
+        lines = [
+            "| operator | self CPU ms / step | share | calls / step |",
+            "|---|---|---|---|",
+        ]
+        for e in events[:rows]:
+            lines.append(
+                f"| `{e.key}` | {e.self_cpu_time_total / 1000 / args.steps:.1f} | "
+                f"{100 * e.self_cpu_time_total / total:.1f}% | {e.count // args.steps} |"
+            )
+        tables[kind] = (total / 1000 / args.steps, "\n".join(lines))
+    return tables
+
+
+def _step_function(kind, wargs):
+    import torch
+
+    from benchmarks import train
+
+    clips, targets = train.make_batch(wargs.batch, wargs.seq_len, wargs.image_size)
+    if kind == "reference":
+        from benchmarks.reference_torch import ReferenceASANet, ReferenceTrainer
+
+        model = ReferenceASANet.from_preset(wargs.preset, wargs.num_identities)
+        trainer = ReferenceTrainer(model)
+        x = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).contiguous()
+        y = {k: torch.from_numpy(v) for k, v in targets.items()}
+        return lambda: trainer.step(x, y)
+    from keras_asanet.models import ASANet
+    from keras_asanet.training.optimizers import make_optimizer
+
+    model = ASANet.from_preset(wargs.preset, num_identities=wargs.num_identities)
+    model.build_for_input((None, wargs.seq_len, *wargs.image_size, 3))
+    model.compile(
+        optimizer=make_optimizer(center_loss_weight=model.center_loss_weight),
+        jit_compile=wargs.jit == "true",
+    )
+    return lambda: model.train_on_batch(clips, targets)
+
+
+def xla_conv_share(args):
+    """The compiled Keras step against its stem convolution alone, and that convolution in
+    PyTorch: how far XLA:CPU's convolutions are from oneDNN's on this machine."""
+    import keras
+    import torch
+
+    from benchmarks import train
+
+    wargs = train.worker_parser().parse_args(
+        ["--kind", "keras", "--image-size", *map(str, args.image_size), "--seq-len",
+         str(args.seq_len), "--batch", *map(str, args.batch), "--jit", "true"]
+    )  # fmt: skip
+    wargs.image_size, wargs.batch = tuple(wargs.image_size), tuple(wargs.batch)
+    step_s = _steps(_step_function("keras", wargs), args.steps)
+    frames = wargs.batch[0] * wargs.batch[1] * wargs.seq_len
+    h, w = wargs.image_size
+    rows = []
+    for cin, cout, k, stride, size in ((3, 8, 7, 2, (h, w)), (64, 64, 3, 1, (h // 8, w // 8))):
+        x = np.random.default_rng(0).standard_normal((frames, *size, cin), dtype=np.float32)
+        conv = keras.layers.Conv2D(cout, k, strides=stride, padding="same")
+        conv.build(x.shape)
+        fn = _keras_conv_grad(conv, x)
+        keras_s = _steps(fn, args.steps)
+        tconv = torch.nn.Conv2d(cin, cout, k, stride, k // 2)
+        tx = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().requires_grad_()
+
+        def torch_fn(tconv=tconv, tx=tx):
+            tconv(tx).square().mean().backward()
+
+        torch_s = _steps(torch_fn, args.steps)
+        rows.append(
+            f"| {k}x{k} conv {cin}->{cout}, stride {stride}, {frames} frames of "
+            f"{size[0]}x{size[1]} | {1000 * keras_s:.1f} | {1000 * torch_s:.1f} | "
+            f"{keras_s / torch_s:.1f}x |"
+        )
+    backend = keras.backend.backend()
+    return step_s, "\n".join(
+        [
+            f"| forward + backward | {backend} (XLA, jitted) ms | PyTorch eager ms | ratio |",
+            "|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
+def _keras_conv_grad(conv, x):
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        def loss(kernel, bias, x):
+            y = conv.convolution_op(x, kernel) + bias
+            return (y * y).mean()
+
+        grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+        kernel, bias = conv.kernel.value, conv.bias.value
+        xj = jax.numpy.asarray(x)
+        return lambda: jax.block_until_ready(grad(kernel, bias, xj))
+    import tensorflow as tf
+
+    xt = tf.constant(x)
+
+    @tf.function(jit_compile=True)
+    def grad():
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            y = conv(xt)
+            loss = tf.reduce_mean(y * y)
+        return tape.gradient(loss, [xt, *conv.trainable_variables])
+
+    return lambda: [g.numpy() for g in grad()]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--image-size", type=int, nargs=2, default=(128, 64))
+    p.add_argument("--seq-len", type=int, default=4)
+    p.add_argument("--batch", type=int, nargs=2, default=(4, 2))
+    p.add_argument("--steps", type=int, default=3)
+    args = p.parse_args(argv)
+    import keras
+
+    backend = keras.backend.backend()
+    print(f"backend {backend}, {len(os.sched_getaffinity(0))} CPU(s)\n")
+    if backend == "torch":
+        tables = torch_tables(args)
+        for kind, label in (("keras", "keras_asanet, torch backend"), ("reference", "reference")):
+            seconds, table = tables[kind]
+            print(f"{label}: {seconds:.0f} ms of operator CPU time per step\n\n{table}\n")
+    else:
+        step_s, table = xla_conv_share(args)
+        print(f"keras_asanet {backend} jit_compile=True step: {1000 * step_s:.0f} ms\n\n{table}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.exit(main())
