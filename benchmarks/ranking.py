@@ -1,6 +1,7 @@
-"""Speed and memory benchmark of `evaluate_ranking` against a plain full-argsort evaluation.
+"""Speed and memory of `evaluate_ranking` against torchreid's evaluators and plain numpy.
 
-`scripts/benchmark.py ranking` calls `run()` and prints its dict as one JSON line. numpy-only.
+`scripts/benchmark.py ranking` calls `run()` and prints its dict as one JSON line, then
+`table()`'s markdown. numpy (and torch for torchreid's distances) only.
 
 Two problems are measured:
 
@@ -9,13 +10,21 @@ Two problems are measured:
   camera, 1+ gallery tracklets per identity and camera, pid-0 distractors filling the
   gallery, about 7% of queries without a cross-camera match). Features are identity centres
   plus camera bias plus tracklet noise, so that the ranking is that of a mid-quality model.
-  `evaluate_ranking` is timed against `reference_evaluate_ranking` (full distance matrix,
-  stable `argsort` of every row, a vectorised per-query loop) in the same run, end to end
-  from the features, and the ranking step alone on one shared distance matrix
-  (`evaluate_distance_matrix` vs `reference_rank_distances`); the numbers must agree to
-  1e-9. The same comparison is made on structure-free features (an untrained model), the
-  worst case of the candidate pruning. The per-rank Python loop of most public code is timed
-  once as a further baseline.
+  Everything is timed end to end from the features, in the same run:
+  - `evaluate_ranking` (this library);
+  - torchreid's Cython evaluator `evaluate_cy` after torchreid's own distance matrix
+    (`compute_distance_matrix`, torch), built from a checkout of KaiyangZhou/deep-person-reid
+    given as `torchreid_src` (its `rank_cy.pyx` is not in the sdist on the package index);
+    "not measured" without one;
+  - torchreid's Python evaluator `eval_market1501` (from the same checkout), one run;
+  - `reference_evaluate_ranking`: full distance matrix, stable `argsort` of every row, a
+    vectorised per-query loop (the naive full-argsort numpy loop), and the per-rank Python
+    loop most public code runs (`community_style_rank_distances`).
+  The scores must agree: every evaluator is also run on one shared distance matrix
+  (`pairwise_distance`), and the differences of mAP / CMC are reported (torchreid's Cython
+  evaluator accumulates in float32, so it agrees to ~1e-7 only; the float64 ones to 1e-12).
+  The same comparison is made on structure-free features (an untrained model), the worst
+  case of the candidate pruning.
 * large gallery: the same queries against 1,000,000 gallery items (the MARS-like gallery plus
   pid-0 distractors) at d = 256, run with the default `max_memory`. Its peak memory is reported
   two ways: `tracemalloc` (every numpy allocation made during the call) and the growth of the
@@ -24,10 +33,17 @@ Two problems are measured:
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import os
 import resource
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+import warnings
 
 import numpy as np
 
@@ -229,40 +245,151 @@ def large_gallery_problem(
     return qf, gf, q_pids, big_pids, q_cams, big_cams
 
 
+# ------------------------------------------------------------------------------ torchreid
+
+
+class Torchreid:
+    """torchreid's evaluators, loaded from a checkout of KaiyangZhou/deep-person-reid.
+
+    `cython` is `evaluate_cy` from `torchreid/metrics/rank_cylib/rank_cy.pyx`, compiled with
+    Cython into a cache folder outside the repository (once per source hash); `python` is
+    `eval_market1501` of `torchreid/metrics/rank.py`; `distance` is
+    `compute_distance_matrix` of `torchreid/metrics/distance.py` (torch). Nothing of
+    torchreid is imported as a package or installed.
+    """
+
+    def __init__(self, src, build_dir=None):
+        metrics = os.path.join(src, "torchreid", "metrics")
+        pyx = os.path.join(metrics, "rank_cylib", "rank_cy.pyx")
+        for path in (pyx, os.path.join(metrics, "rank.py"), os.path.join(metrics, "distance.py")):
+            if not os.path.isfile(path):
+                raise FileNotFoundError(
+                    f"--torchreid-src {src!r}: {path} is missing; expected a checkout of "
+                    "KaiyangZhou/deep-person-reid."
+                )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # rank.py warns that its Cython is not importable
+            rank = _load_file("torchreid_rank_py", os.path.join(metrics, "rank.py"))
+        distance = _load_file("torchreid_distance_py", os.path.join(metrics, "distance.py"))
+        self.python = rank.eval_market1501
+        self.distance = distance.compute_distance_matrix
+        self.cython = _build_rank_cy(pyx, build_dir).evaluate_cy
+
+    def end_to_end(self, evaluator, qf, gf, q_pids, g_pids, q_camids, g_camids, max_rank=50):
+        """torchreid's test-time path: torch distances, `.numpy()`, the evaluator."""
+        import torch
+
+        dist = self.distance(torch.from_numpy(qf), torch.from_numpy(gf)).numpy()
+        return evaluator(dist, q_pids, g_pids, q_camids, g_camids, max_rank)
+
+
+def _load_file(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _build_rank_cy(pyx, build_dir=None):
+    """Compiles `rank_cy.pyx` (Cython + the C compiler) once per source hash and imports it."""
+    with open(pyx, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    root = build_dir or os.path.join(tempfile.gettempdir(), "keras_asanet_benchmarks")
+    folder = os.path.join(root, f"rank_cy_{digest}")
+    built = (
+        [n for n in os.listdir(folder) if n.endswith((".so", ".pyd"))]
+        if os.path.isdir(folder)
+        else []
+    )
+    if not built:
+        os.makedirs(folder, exist_ok=True)
+        shutil.copy(pyx, os.path.join(folder, "rank_cy.pyx"))
+        script = (
+            "import numpy\n"
+            "from Cython.Build import cythonize\n"
+            "from setuptools import Extension, setup\n"
+            "ext = Extension('rank_cy', ['rank_cy.pyx'], include_dirs=[numpy.get_include()])\n"
+            "setup(ext_modules=cythonize([ext], quiet=True, language_level=3),\n"
+            "      script_args=['build_ext', '--inplace', '-q'])\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], cwd=folder, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                "Building torchreid's rank_cy.pyx failed (pip install Cython, and a C "
+                f"compiler is needed):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            )
+        built = [n for n in os.listdir(folder) if n.endswith((".so", ".pyd"))]
+    return _load_file("rank_cy", os.path.join(folder, built[0]))
+
+
+# --------------------------------------------------------------------------------- timing
+
+
 def _timed(fn, repeats):
-    best, value = float("inf"), None
+    """Median of `repeats` runs (seconds) and the last value."""
+    times, value = [], None
     for _ in range(repeats):
         start = time.perf_counter()
         value = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, value
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), value
 
 
-def _difference(fast, ref):
-    diff = max(
-        float(np.max(np.abs(fast.cmc - ref["cmc"]))),
-        abs(fast.mAP - ref["mAP"]),
-        abs(fast.mINP - ref["mINP"]),
-    )
-    if diff > 1e-9 or fast.num_valid_queries != ref["num_valid_queries"]:
-        raise AssertionError(f"evaluate_ranking disagrees with the reference (max diff {diff}).")
-    return diff
+def _as_dict(result):
+    if isinstance(result, dict):
+        return result
+    if isinstance(result, tuple):  # torchreid: (cmc, mAP)
+        return {"cmc": np.asarray(result[0], np.float64), "mAP": float(result[1])}
+    return {
+        "cmc": result.cmc,
+        "mAP": result.mAP,
+        "mINP": result.mINP,
+        "num_valid_queries": result.num_valid_queries,
+    }
 
 
-def _compare(args, repeats, community=False):
-    """End to end from features, and the ranking step alone from the same distance matrix."""
+def _differences(ours, other):
+    """Largest |difference| of mAP, of the CMC (over the common length) and of mINP."""
+    ours, other = _as_dict(ours), _as_dict(other)
+    n = min(len(ours["cmc"]), len(other["cmc"]))
+    out = {
+        "mAP": abs(float(ours["mAP"]) - float(other["mAP"])),
+        "cmc": float(np.max(np.abs(np.asarray(ours["cmc"][:n]) - other["cmc"][:n]))),
+    }
+    if "mINP" in other:
+        out["mINP"] = abs(float(ours["mINP"]) - float(other["mINP"]))
+    if "num_valid_queries" in other and ours["num_valid_queries"] != other["num_valid_queries"]:
+        raise AssertionError(
+            f"valid queries differ: {ours['num_valid_queries']} vs {other['num_valid_queries']}"
+        )
+    return out
+
+
+def _check(diff, tolerance, what):
+    worst = max(diff.values())
+    if worst > tolerance:
+        raise AssertionError(f"evaluate_ranking disagrees with {what} (max diff {worst}).")
+    return worst
+
+
+def _compare(args, repeats, community=False, torchreid=None):
+    """End to end from features for every evaluator, and all of them on one shared matrix."""
+    ids = args[2:]
     fast_s, fast = _timed(lambda: evaluate_ranking(*args), repeats)
     ref_s, ref = _timed(lambda: reference_evaluate_ranking(*args), repeats)
-    dist = pairwise_distance(args[0], args[1])
-    dist_s, _ = _timed(lambda: pairwise_distance(args[0], args[1]), repeats)
-    ids = args[2:]
+    dist_s, dist = _timed(lambda: pairwise_distance(args[0], args[1]), repeats)
     fast_rank_s, fast_rank = _timed(lambda: evaluate_distance_matrix(dist, *ids), repeats)
     ref_rank_s, ref_rank = _timed(lambda: reference_rank_distances(dist, *ids), repeats)
     out = {
         "fast_seconds": round(fast_s, 4),
         "reference_seconds": round(ref_s, 4),
         "speedup": round(ref_s / fast_s, 2),
-        "max_abs_difference": max(_difference(fast, ref), _difference(fast_rank, ref_rank)),
+        "max_abs_difference": max(
+            _check(_differences(fast, ref), 1e-12, "the full-argsort reference"),
+            _check(_differences(fast_rank, ref_rank), 1e-12, "the full-argsort reference"),
+        ),
         "distance_matrix_seconds": round(dist_s, 4),
         "ranking_only_fast_seconds": round(fast_rank_s, 4),
         "ranking_only_reference_seconds": round(ref_rank_s, 4),
@@ -276,7 +403,31 @@ def _compare(args, repeats, community=False):
         loop_s, loop = _timed(lambda: community_style_rank_distances(dist, *ids), 1)
         out["community_loop_seconds_from_distances"] = round(loop_s, 4)
         out["community_loop_vs_fast_end_to_end"] = round((dist_s + loop_s) / fast_s, 2)
-        out["community_loop_max_abs_difference"] = _difference(fast, loop)
+        out["community_loop_max_abs_difference"] = _check(
+            _differences(fast, loop), 1e-12, "the per-rank loop"
+        )
+    if torchreid is None:
+        return out
+    if isinstance(torchreid, str):
+        out["torchreid_cython"] = out["torchreid_python"] = torchreid
+        return out
+    for key, evaluator, runs in (
+        ("torchreid_cython", torchreid.cython, repeats),
+        ("torchreid_python", torchreid.python, 1),
+    ):
+        seconds, _ = _timed(lambda ev=evaluator: torchreid.end_to_end(ev, *args), runs)
+        shared = evaluator(dist, *ids, 50)
+        diff = _differences(fast, shared)
+        out[key] = {
+            "seconds_end_to_end": round(seconds, 4),
+            "fast_speedup": round(seconds / fast_s, 2),
+            "mAP_difference_on_shared_distances": diff["mAP"],
+            "cmc_difference_on_shared_distances": diff["cmc"],
+        }
+    # torchreid's CMC is float32 in both evaluators and its Cython mAP too; its Python mAP is
+    # float64 and must agree to 1e-12 (the same ranks of the same matches).
+    _check({"mAP": out["torchreid_python"]["mAP_difference_on_shared_distances"]}, 1e-12,
+           "torchreid's Python evaluator")  # fmt: skip
     return out
 
 
@@ -295,20 +446,30 @@ def run(
     skip_large=False,
     repeats=3,
     community_baseline=True,
+    torchreid_src=None,
+    build_dir=None,
 ) -> dict:
     """Runs the benchmark; returns a JSON-serialisable dict (seconds, speedups, memory).
 
-    Timings are the best of `repeats` runs. `speedup` is end to end from the features (both
-    sides pay the same float32 matrix products, `distance_matrix_seconds`);
-    `ranking_only_speedup` compares the ranking step alone on one shared distance matrix.
-    With `community_baseline`, the MARS-sized problem is also timed with the per-rank Python
-    loop most public code runs (`community_style_rank_distances`, one run).
+    Timings are the median of `repeats` runs (torchreid's Python evaluator and the per-rank
+    loop: one run). `speedup` is end to end from the features against the full-argsort
+    numpy reference; `torchreid_cython.fast_speedup` against torchreid's test-time path
+    (torch distances + `evaluate_cy`); `ranking_only_speedup` compares the ranking step alone
+    on one shared distance matrix.
+
+    Args:
+        torchreid_src: a checkout of KaiyangZhou/deep-person-reid (see `Torchreid`); None:
+            torchreid's evaluators are "not measured".
+        build_dir: where `rank_cy` is compiled (default: a folder in the temp directory).
     """
+    torchreid = Torchreid(torchreid_src, build_dir) if torchreid_src else None
     problem = mars_size_problem(num_query, num_gallery, dim, seed)
     result = {
         "benchmark": "ranking",
         "problem": {"num_query": num_query, "num_gallery": num_gallery, "dim": dim},
-        "mars_size": _compare(problem, repeats, community=community_baseline),
+        "mars_size": _compare(
+            problem, repeats, community_baseline, torchreid or "not measured (no --torchreid-src)"
+        ),
     }
     result["mars_size_unstructured"] = _compare(unstructured_problem(problem, seed), 1)
     del problem
@@ -344,7 +505,66 @@ def run(
     return result
 
 
-if __name__ == "__main__":
-    import json
-
-    print(json.dumps(run(skip_large="--skip-large" in sys.argv)))
+def table(result) -> str:
+    """The markdown table of a `run()` result."""
+    m = result["mars_size"]
+    p = result["problem"]
+    size = f"{p['num_query']:,} x {p['num_gallery']:,}, d {p['dim']:,}"
+    rows = [
+        "| evaluator (end to end from features) | seconds | evaluate_ranking is | max abs "
+        "difference (shared distances) |",
+        "|---|---|---|---|",
+        f"| keras_asanet `evaluate_ranking` | {m['fast_seconds']:.3f} | 1x | - |",
+    ]
+    for key, label in (
+        ("torchreid_cython", "torchreid Cython `evaluate_cy` + torch distances"),
+        ("torchreid_python", "torchreid Python `eval_market1501` + torch distances"),
+    ):
+        t = m[key]
+        if isinstance(t, str):
+            rows.append(f"| {label} | {t} | - | - |")
+        else:
+            diff = max(
+                t["mAP_difference_on_shared_distances"], t["cmc_difference_on_shared_distances"]
+            )
+            rows.append(
+                f"| {label} | {t['seconds_end_to_end']:.3f} | {t['fast_speedup']:.2f}x faster "
+                f"| {diff:.1e} (mAP {t['mAP_difference_on_shared_distances']:.1e}) |"
+            )
+    rows.append(
+        f"| naive numpy: full stable argsort + per-query loop | {m['reference_seconds']:.3f} | "
+        f"{m['speedup']:.2f}x faster | {m['max_abs_difference']:.1e} |"
+    )
+    if "community_loop_seconds_from_distances" in m:
+        loop = m["distance_matrix_seconds"] + m["community_loop_seconds_from_distances"]
+        rows.append(
+            f"| per-rank Python loop (the common `eval_func` shape) | {loop:.3f} | "
+            f"{m['community_loop_vs_fast_end_to_end']:.2f}x faster | "
+            f"{m['community_loop_max_abs_difference']:.1e} |"
+        )
+    lines = [f"MARS-sized problem ({size}); mAP {m['mAP']:.4f}, rank-1 {m['rank1']:.4f}, "
+             f"{m['num_valid_queries']} valid queries; distances alone "
+             f"{m['distance_matrix_seconds']:.3f} s, ranking step alone "
+             f"{m['ranking_only_fast_seconds']:.3f} s vs {m['ranking_only_reference_seconds']:.3f}"
+             f" s ({m['ranking_only_speedup']:.1f}x).", "", *rows]  # fmt: skip
+    u = result.get("mars_size_unstructured")
+    if u:
+        lines += [
+            "",
+            f"Structure-free features (an untrained model): {u['fast_seconds']:.3f} s vs "
+            f"{u['reference_seconds']:.3f} s for the naive loop ({u['speedup']:.2f}x).",
+        ]
+    big = result.get("large_gallery")
+    if big:
+        lines += [
+            "",
+            "| large gallery | seconds | process peak RSS | RSS growth in the call | "
+            "tracemalloc peak | input features |",
+            "|---|---|---|---|---|---|",
+            f"| {big['num_query']:,} x {big['num_gallery']:,}, d {big['dim']} | "
+            f"{big['seconds']:.1f} | {big['process_peak_rss_bytes'] / 2**30:.2f} GiB | "
+            f"{big['ru_maxrss_growth_bytes_during_call'] / 2**20:.0f} MiB | "
+            f"{big['tracemalloc_peak_bytes_during_call'] / 2**20:.0f} MiB | "
+            f"{big['input_bytes'] / 2**30:.2f} GiB |",
+        ]
+    return "\n".join(lines)

@@ -1,147 +1,210 @@
-"""Benchmarks, each printing one JSON line of figures measured against a reference in the same run.
+"""Benchmarks against references measured in the same run; each prints one JSON line and a
+markdown table.
 
 Usage:
+    python scripts/benchmark.py train [--preset P] [--image-size H W] [--seq-len T]
+                                      [--batch P K] [--steps N] [--backends ...]
+    python scripts/benchmark.py infer [--preset P] [--image-size H W] [--batch-size N]
     python scripts/benchmark.py data [--root DIR] [--batches N] [--workers 1 2]
-    python scripts/benchmark.py ranking [--skip-large]
+    python scripts/benchmark.py ranking [--torchreid-src DIR] [--skip-large]
+    python scripts/benchmark.py all [--torchreid-src DIR]
 
-`data`: clips/s of the training pipeline (restricted random sampling, decode, resize, clip
-augmentation, targets) against bare JPEG decoding of the same number of frames of the same
-tracklets, per worker count (threads, as `PyDataset(workers=N)` uses). Goal: ratio >= 0.7.
+`train`: clips/s of a full training step (forward, the five losses, Adam + centre SGD) per
+installed backend, `jit_compile=False` and `True`, each in its own subprocess, against the
+plain PyTorch ASA-Net of `benchmarks/reference_torch.py` (same parameter count, asserted);
+time to the first step and memory. CPU defaults are small; the paper's GPU setting is
+`--preset asanet_b --image-size 256 128 --seq-len 6 --batch 8 4`.
 
-`ranking`: the blocked CMC/mAP/mINP evaluator against a full-argsort numpy reference on a
-MARS-sized problem, and peak memory on a 1,000,000-item gallery.
+`infer`: tracklets/s of dense feature extraction per backend against the reference, and the
+RSS growth on short and on long tracklets (bounded by the batch).
+
+`data`: the training loader (float32 and uint8 clips) against bare JPEG decoding of the same
+frames, per worker count (goal >= 0.7x).
+
+`ranking`: `evaluate_ranking` against torchreid's Cython evaluator (built from the checkout
+of KaiyangZhou/deep-person-reid given by `--torchreid-src`; "not measured" without one), its
+Python evaluator and naive numpy loops at MARS size, and a 1,000,000-item gallery with its
+peak memory.
+
+The code lives in `benchmarks/`; docs/performance.md holds the latest tables.
 """
 
 import argparse
 import json
 import os
 import sys
-import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import common  # noqa: E402
 
-def _throughput(fn, items, workers):
-    start = time.perf_counter()
-    if workers == 1:
-        for i in items:
-            fn(i)
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(fn, items))
-    return time.perf_counter() - start
+
+def bench_train(args):
+    from benchmarks import train
+
+    result = train.run(
+        preset=args.preset,
+        image_size=tuple(args.image_size),
+        seq_len=args.seq_len,
+        batch=tuple(args.batch),
+        steps=args.steps,
+        warmup=args.warmup,
+        num_identities=args.num_identities,
+        backends=args.backends,
+        modes=[m for m in train.MODES if args.modes is None or m.split("=")[1] in args.modes],
+        mixed_precision=args.mixed_precision,
+        threads=args.threads,
+        timeout=args.timeout,
+    )
+    return result, train.table(result)
+
+
+def bench_infer(args):
+    from benchmarks import infer
+
+    result = infer.run(
+        preset=args.preset,
+        image_size=tuple(args.image_size),
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        max_tracklets=args.max_tracklets,
+        backends=args.backends,
+        threads=args.threads,
+        timeout=args.timeout,
+    )
+    return result, infer.table(result)
 
 
 def bench_data(args):
-    import numpy as np
+    from benchmarks import data
 
-    from keras_asanet.data import Mars, make_synthetic_mars
-    from keras_asanet.data.frame_sampling import evenly_spaced
-    from keras_asanet.data.image_io import read_frame
-    from keras_asanet.data.pipelines import TrainClipDataset
-
-    tmp = None
-    root = args.root
-    if root is None:
-        tmp = tempfile.TemporaryDirectory()
-        root = os.path.join(tmp.name, "synthetic_256x128")
-        make_synthetic_mars(root, num_identities=24, image_size=(256, 128), seed=0)
-    dataset = Mars(root)
-    height, width = args.image_size
-    data = TrainClipDataset(
-        dataset.train,
-        dataset.attribute_schema,
-        num_identities=args.batch[0],
-        num_instances=args.batch[1],
+    result = data.run(
+        root=args.root,
+        image_size=tuple(args.image_size),
+        batch=tuple(args.batch),
         seq_len=args.seq_len,
-        image_size=(height, width),
-        seed=0,
+        batches=args.batches,
+        workers=tuple(args.workers),
+        repeats=args.repeats,
     )
-    batches = [i % len(data) for i in range(args.batches)]
-
-    def bare(i):
-        # The same tracklets and number of frames as pipeline batch i, decoding only.
-        for t in data._batches[i]:
-            tracklet = dataset.train[t]
-            for f in evenly_spaced(tracklet.num_frames, data.seq_len):
-                read_frame(tracklet.frames[f])
-
-    clips = len(batches) * data.sampler.batch_size
-    results = {
-        "benchmark": "data",
-        "image_size": [height, width],
-        "seq_len": data.seq_len,
-        "batch": list(args.batch),
-        "batches": len(batches),
-        "per_workers": {},
-    }
-    data[0], bare(0)  # warm the file cache for both
-    for workers in args.workers:
-        t_pipe = min(_throughput(data.__getitem__, batches, workers) for _ in range(args.repeats))
-        t_bare = min(_throughput(bare, batches, workers) for _ in range(args.repeats))
-        results["per_workers"][str(workers)] = {
-            "pipeline_clips_per_s": round(clips / t_pipe, 2),
-            "bare_decode_clips_per_s": round(clips / t_bare, 2),
-            "ratio": round(t_bare / t_pipe, 3),
-        }
-    # Reference for the design choice: flip + pad-crop with Keras preprocessing layers on the
-    # active backend (frames folded into channels) against the numpy clip augmentation.
-    import keras
-
-    clip_batch = np.stack([data[0][0]][0])
-    b, t, h, w, c = clip_batch.shape
-    folded = clip_batch.transpose(0, 2, 3, 1, 4).reshape(b, h, w, t * c)
-    flip = keras.layers.RandomFlip("horizontal", seed=0)
-    pad = np.pad(folded, ((0, 0), (10, 10), (10, 10), (0, 0)))
-    crop = keras.layers.RandomCrop(h, w, seed=0)
-    keras.ops.convert_to_numpy(crop(flip(pad)))
-    start = time.perf_counter()
-    for _ in range(5):
-        keras.ops.convert_to_numpy(crop(flip(pad, training=True), training=True))
-    keras_s = (time.perf_counter() - start) / 5
-    rng = np.random.default_rng(0)
-    start = time.perf_counter()
-    for _ in range(5):
-        for clip in clip_batch:
-            data.augmentation(clip, rng)
-    numpy_s = (time.perf_counter() - start) / 5
-    results["augmentation_s_per_batch"] = {
-        "keras_layers_flip_crop": round(keras_s, 4),
-        "numpy_flip_crop_erase": round(numpy_s, 4),
-        "backend": keras.backend.backend(),
-    }
-    results["goal"] = "pipeline >= 0.7x bare decode per worker count"
-    results["met"] = all(v["ratio"] >= 0.7 for v in results["per_workers"].values())
-    if tmp is not None:
-        tmp.cleanup()
-    return results
+    result["machine"] = common.machine()
+    return result, data.table(result)
 
 
 def bench_ranking(args):
-    from keras_asanet.evaluation import ranking_benchmark
+    from benchmarks import ranking
 
-    return ranking_benchmark.run(skip_large=args.skip_large)
+    result = ranking.run(
+        skip_large=args.skip_large,
+        torchreid_src=args.torchreid_src,
+        community_baseline=args.torchreid_src is None,
+    )
+    result["machine"] = common.machine()
+    return result, ranking.table(result)
+
+
+def bench_all(args):
+    tables, results = [], {}
+    for name, fn, defaults in (
+        ("train", bench_train, _TRAIN_DEFAULTS),
+        ("infer", bench_infer, _INFER_DEFAULTS),
+        ("data", bench_data, _DATA_DEFAULTS),
+        ("ranking", bench_ranking, {}),
+    ):
+        sub = argparse.Namespace(**{**defaults, **vars(args)})
+        results[name], table = fn(sub)
+        print(json.dumps(results[name]), flush=True)
+        tables.append(f"### {name}\n\n{table}")
+    train_best = max(
+        (v["clips_per_s"] for v in results["train"]["keras"].values() if "clips_per_s" in v),
+        default=None,
+    )
+    loader = results["data"]["per_workers"].get("1", {})
+    summary = {
+        "benchmark": "all",
+        "fastest_training_step_clips_per_s": train_best,
+        "loader_default_workers_clips_per_s": {
+            k: loader.get(f"pipeline_{k}_clips_per_s") for k in ("float32", "uint8")
+        },
+        "note": "the train and data sub-commands ran at their own default sizes",
+    }
+    return summary, "\n\n".join(tables)
+
+
+_TRAIN_DEFAULTS = dict(
+    preset="asanet_tiny", image_size=(128, 64), seq_len=4, batch=(4, 2), steps=5, warmup=2,
+    num_identities=625, backends=None, modes=None, mixed_precision=False, threads=None,
+    timeout=300,
+)  # fmt: skip
+_INFER_DEFAULTS = dict(
+    preset="asanet_tiny", image_size=(128, 64), seq_len=4, batch_size=16, max_tracklets=120,
+    backends=None, threads=None, timeout=300,
+)  # fmt: skip
+_DATA_DEFAULTS = dict(
+    root=None, image_size=(256, 128), batch=(8, 4), seq_len=6, batches=6, workers=(1, 2),
+    repeats=3,
+)  # fmt: skip
+
+
+def _add(p, defaults, *names):
+    flags = {
+        "preset": dict(help="an ASANet preset (asanet_tiny, asanet_b, ...)"),
+        "image_size": dict(type=int, nargs=2, metavar=("H", "W")),
+        "seq_len": dict(type=int),
+        "batch": dict(type=int, nargs=2, metavar=("P", "K")),
+        "steps": dict(type=int, help="timed steps (median reported)"),
+        "warmup": dict(type=int, help="untimed steps after the first"),
+        "num_identities": dict(type=int),
+        "backends": dict(nargs="+", choices=common.BACKENDS),
+        "modes": dict(nargs="+", choices=("False", "True"), help="jit_compile values"),
+        "mixed_precision": dict(action="store_true"),
+        "batch_size": dict(type=int),
+        "max_tracklets": dict(type=int),
+        "root": dict(help="a MARS-layout dataset (default: a temporary synthetic one)"),
+        "batches": dict(type=int),
+        "workers": dict(type=int, nargs="+"),
+        "repeats": dict(type=int),
+        "timeout": dict(
+            type=int, help="seconds per configuration before it is reported as timed out"
+        ),
+        "threads": dict(
+            type=int,
+            help="pin every worker to this many CPUs (default: all); 1 gives steady numbers "
+            "on a machine shared with other jobs",
+        ),
+    }
+    for name in names:
+        kwargs = dict(flags[name])
+        if kwargs.get("action") != "store_true":
+            kwargs["default"] = defaults[name]
+        p.add_argument("--" + name.replace("_", "-"), **kwargs)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="which", required=True)
-    p = sub.add_parser("data", help="training pipeline vs bare JPEG decoding")
-    p.add_argument("--root", help="a MARS-layout dataset (default: a temporary synthetic one)")
-    p.add_argument("--image-size", type=int, nargs=2, default=(256, 128))
-    p.add_argument("--batch", type=int, nargs=2, default=(8, 4), metavar=("P", "K"))
-    p.add_argument("--seq-len", type=int, default=6)
-    p.add_argument("--batches", type=int, default=6)
-    p.add_argument("--workers", type=int, nargs="+", default=(1, 2))
-    p.add_argument("--repeats", type=int, default=3)
+    p = sub.add_parser("train", help="training step clips/s per backend vs plain PyTorch")
+    _add(p, _TRAIN_DEFAULTS, *_TRAIN_DEFAULTS)
+    p.set_defaults(fn=bench_train)
+    p = sub.add_parser("infer", help="dense feature extraction per backend vs plain PyTorch")
+    _add(p, _INFER_DEFAULTS, *_INFER_DEFAULTS)
+    p.set_defaults(fn=bench_infer)
+    p = sub.add_parser("data", help="training loader vs bare JPEG decoding")
+    _add(p, _DATA_DEFAULTS, *_DATA_DEFAULTS)
     p.set_defaults(fn=bench_data)
-    p = sub.add_parser("ranking", help="blocked ranking vs full-argsort reference")
-    p.add_argument("--skip-large", action="store_true", help="skip the 1,000,000 gallery run")
-    p.set_defaults(fn=bench_ranking)
+    for name, fn, text in (
+        ("ranking", bench_ranking, "evaluate_ranking vs torchreid and numpy"),
+        ("all", bench_all, "every benchmark at its defaults"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--torchreid-src", help="a checkout of KaiyangZhou/deep-person-reid")
+        p.add_argument("--skip-large", action="store_true", help="skip the 1,000,000 gallery")
+        p.set_defaults(fn=fn)
     args = parser.parse_args(argv)
-    print(json.dumps(args.fn(args)))
+    result, table = args.fn(args)
+    print(json.dumps(result))
+    print()
+    print(table)
     return 0
 
 
