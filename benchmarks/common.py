@@ -120,13 +120,21 @@ def machine():
                     break
     except OSError:
         pass
-    for name in ("numpy", "keras", "jax", "torch", "tensorflow"):
-        try:
-            from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-            info[name] = version(name)
-        except Exception:  # noqa: BLE001 - not installed
-            pass
+    for name, dists in (
+        ("numpy", ("numpy",)),
+        ("keras", ("keras",)),
+        ("jax", ("jax",)),
+        ("torch", ("torch",)),
+        ("tensorflow", ("tensorflow", "tensorflow-cpu", "tf-nightly")),
+    ):
+        for dist in dists:
+            try:
+                info[name] = version(dist)
+                break
+            except PackageNotFoundError:
+                continue
     return info
 
 
