@@ -169,6 +169,10 @@ class AGWResNet(keras.Model):
         kernel_initializer: initializer of the ResNet convolutions. Defaults to torchvision's.
         bn_epsilon: float. Defaults to `1e-5` (PyTorch).
         bn_momentum: float (Keras convention). Defaults to `0.9` (PyTorch `momentum=0.1`).
+        ibn: bool, IBN-a: the first batch norm of every block in stages 1-3 becomes an
+            `InstanceBatchNormalization` (half the channels instance-normalised), which makes
+            the features less dependent on a camera's light and colour balance (IBN-Net;
+            fast-reid's `with_ibn`). Defaults to `False` (the AGW / torchvision ResNet).
         data_format: `"channels_last"` or `"channels_first"`; `None` uses
             `keras.config.image_data_format()`. On TensorFlow without a GPU a channels-first
             layer computes channels-last inside (same weights), as TensorFlow's CPU
@@ -218,6 +222,7 @@ class AGWResNet(keras.Model):
         kernel_initializer=None,
         bn_epsilon=1e-5,
         bn_momentum=0.9,
+        ibn=False,
         data_format=None,
         **kwargs,
     ):
@@ -262,6 +267,7 @@ class AGWResNet(keras.Model):
         )
         self.bn_epsilon = float(bn_epsilon)
         self.bn_momentum = float(bn_momentum)
+        self.ibn = bool(ibn)
         self.data_format = standardize_data_format(data_format)
         self._channel_axis = -1 if self.data_format == "channels_last" else 1
         # The format the layers inside run in: channels-last on TensorFlow-CPU, where
@@ -317,12 +323,14 @@ class AGWResNet(keras.Model):
         strides = (1, 2, 2, self.last_stride)
 
         def stage(k):
+            # IBN-a: instance norm in the blocks of stages 1-3 only; layer4 stays batch norm.
+            ibn_here = {"ibn": True} if self.ibn and k < 3 else {}
             return _ResNetStage(
                 width * 2**k,
                 self.block_counts[k],
                 strides[k],
                 self.non_local[k],
-                block_kwargs,
+                {**block_kwargs, **ibn_here},
                 non_local_kwargs,
                 dtype=self.dtype_policy,
                 name=f"layer{k + 1}",
@@ -484,6 +492,7 @@ class AGWResNet(keras.Model):
                 "kernel_initializer": self.kernel_initializer,
                 "bn_epsilon": self.bn_epsilon,
                 "bn_momentum": self.bn_momentum,
+                "ibn": self.ibn,
                 "data_format": self.data_format,
             }
         )

@@ -330,6 +330,24 @@ class AGWResNetTest(TestCase):
         with self.assertRaisesRegex(ValueError, "include_layer4"):
             backbone.id_map(outputs["layer3"])
 
+    def test_ibn_in_every_block_of_stages_1_to_3_only(self):
+        from keras_asanet.layers import InstanceBatchNormalization
+        from keras_asanet.models import ASANet
+
+        backbone = AGWResNet(**TINY, non_local=(0, 0, 0, 0), ibn=True)
+        x = images(8, (2, 32, 16, 3))
+        self.assertEqual(tuple(backbone.id_map(backbone.backbone_map(x)).shape), (2, 2, 1, 128))
+        stages = [backbone.layer1, backbone.layer2, backbone.layer3, backbone.id_branch]
+        for k, stage in enumerate(stages):
+            for block in stage.blocks:
+                self.assertEqual(isinstance(block.bn1, InstanceBatchNormalization), k < 3)
+        self.assertIsInstance(backbone.bn1, keras.layers.BatchNormalization)  # the stem
+        self.assertTrue(AGWResNet.from_config(backbone.get_config()).ibn)
+        # A preset's backbone is updated, not replaced, by a `backbone` override.
+        model = ASANet.from_preset("asanet_tiny", num_identities=4, backbone={"ibn": True})
+        self.assertEqual(model.backbone_config["width"], 8)
+        self.assertTrue(model.backbone_config["ibn"])
+
     def test_input_normalization(self):
         config = {**TINY, "non_local": (0, 0, 0, 0), "include_layer4": False}
         config["kernel_initializer"] = "zeros"

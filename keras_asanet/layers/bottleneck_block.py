@@ -9,6 +9,7 @@ from keras_asanet.layers.data_format import (
     shape_to_compute,
     to_compute,
 )
+from keras_asanet.layers.instance_batch_norm import InstanceBatchNormalization
 from keras_asanet.layers.validation import standardize_data_format
 
 
@@ -68,6 +69,9 @@ class BottleneckBlock(keras.layers.Layer):
             torchvision's `kaiming_normal_(mode="fan_out")`.
         bn_epsilon: float, batch-norm epsilon. Defaults to `1e-5` (PyTorch).
         bn_momentum: float, batch-norm moving-average momentum. Defaults to `0.9`.
+        ibn: bool, replace the first batch norm by `InstanceBatchNormalization` (IBN-a:
+            half the channels instance-normalised), for camera-style invariance. Defaults
+            to `False` (torchvision's block).
         data_format: `"channels_last"` or `"channels_first"`; `None` uses
             `keras.config.image_data_format()`. On TensorFlow without a GPU a channels-first
             layer computes channels-last inside (same weights), as TensorFlow's CPU
@@ -103,6 +107,7 @@ class BottleneckBlock(keras.layers.Layer):
         kernel_initializer=None,
         bn_epsilon=1e-5,
         bn_momentum=0.9,
+        ibn=False,
         data_format=None,
         **kwargs,
     ):
@@ -134,7 +139,17 @@ class BottleneckBlock(keras.layers.Layer):
         stride_1x1 = self.strides if self.stride_in_1x1 else 1
         stride_3x3 = 1 if self.stride_in_1x1 else self.strides
         self.conv1 = self._conv(self.filters, 1, stride_1x1, "conv1")
-        self.bn1 = self._bn("bn1")
+        self.ibn = bool(ibn)
+        if self.ibn:
+            self.bn1 = InstanceBatchNormalization(
+                epsilon=self.bn_epsilon,
+                momentum=self.bn_momentum,
+                data_format=self._compute_format,
+                dtype=self.dtype_policy,
+                name="bn1",
+            )
+        else:
+            self.bn1 = self._bn("bn1")
         self.pad2 = keras.layers.ZeroPadding2D(
             1, data_format=self._compute_format, dtype=self.dtype_policy, name="pad2"
         )
@@ -244,6 +259,7 @@ class BottleneckBlock(keras.layers.Layer):
                 "kernel_initializer": self.kernel_initializer,
                 "bn_epsilon": self.bn_epsilon,
                 "bn_momentum": self.bn_momentum,
+                "ibn": self.ibn,
                 "data_format": self.data_format,
             }
         )

@@ -322,7 +322,9 @@ class ASANet(keras.Model):
             pretrained_backbone: optional local ImageNet ResNet-50 weights (torchvision
                 `.pth` / `.safetensors` or `keras.applications` `.h5`), see
                 `keras_asanet.backbones.load_resnet50_weights`.
-            **kwargs: overrides of any `ASANet` argument (`name`, `dtype` included), and
+            **kwargs: overrides of any `ASANet` argument (`name`, `dtype` included; a
+                `backbone` dict updates the preset's backbone arguments, e.g.
+                `backbone={"ibn": True}`), and
                 `loss_weights="swapped" | "printed"` for the two readings of the paper's
                 lambda_cent / lambda_BCE (`LOSS_WEIGHT_READINGS`).
         """
@@ -347,6 +349,8 @@ class ASANet(keras.Model):
                     f"{sorted(LOSS_WEIGHT_READINGS)}."
                 )
             config.update(LOSS_WEIGHT_READINGS[loss_weights])
+        if "backbone" in kwargs:  # updates the preset's backbone arguments, not replaces them
+            config["backbone"] = {**config.get("backbone", {}), **(kwargs.pop("backbone") or {})}
         config.update(kwargs)
         model = cls(**config, name=name)
         if pretrained_backbone is not None:

@@ -71,6 +71,12 @@ ABLATION_ROWS = {
         {"color_jitter": 0.4, "attributes": False},
         {"use_asre": False, "fuse_attribute_features": False},
     ),
+    "ASANet-a, colour jitter 0.4, IBN": (
+        "the main job's model with IBN-a in the backbone (half the channels of the first norm "
+        "of each stage 1-3 block instance-normalised): camera-style invariance",
+        {"color_jitter": 0.4},
+        {"backbone": {"ibn": True}},
+    ),
     "ASANet-a, GeM pooling": (
         "the full ASANet-a with GeM (clamped) pooling of the signed identity maps",
         {"color_jitter": 0.0, "identity_pooling": "gem"},
