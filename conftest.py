@@ -24,11 +24,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # -O0 compile 2-4x faster (measured: an add 120 -> 68 ms, a normal draw 660 -> 176 ms). Both
 # keep IEEE semantics (no fast-math, no reassociation); the compiled code is slower, which the
 # tiny test models never notice.
-os.environ.setdefault(
-    "XLA_FLAGS",
+_XLA_FLAGS = (
     "--xla_force_host_platform_device_count=1 --xla_cpu_use_fusion_emitters=false "
-    "--xla_backend_optimization_level=0",
+    "--xla_backend_optimization_level=0"
 )
+# One compute thread per process when `scripts/run_tests.py` runs the backends side by side
+# (it sets KERAS_ASANET_TEST_THREADS=1): three test processes on two cores, each with its own
+# pool of threads that spin and wait for one another at every op, lose more than they gain
+# (torch's OpenMP pool was measured at 5.5 s for a 0.06 s step on a loaded 2-core machine).
+_THREADS = os.environ.get("KERAS_ASANET_TEST_THREADS")
+if _THREADS:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, _THREADS)
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _THREADS)
+    _XLA_FLAGS += (
+        f" --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={int(_THREADS)}"
+    )
+os.environ.setdefault("XLA_FLAGS", _XLA_FLAGS)
 
 # Created by this pytest process (the processes its tests start inherit it): removed by this
 # process only.

@@ -77,7 +77,7 @@ def main(argv=None):
         if args.quick:
             cmd += ["-m", "not large"]
         commands[backend] = cmd + args.pytest_args
-    envs = {b: _backend_env(b, keep_independent=b == keeper) for b in commands}
+    envs = {b: _backend_env(b, b == keeper, side_by_side=jobs > 1) for b in commands}
     if jobs == 1:
         codes, timings = _run_one_by_one(commands, envs)
     else:
@@ -97,9 +97,12 @@ def main(argv=None):
     return 0
 
 
-def _backend_env(backend, keep_independent):
+def _backend_env(backend, keep_independent, side_by_side=False):
     env = dict(os.environ, KERAS_BACKEND=backend)
     env[ELSEWHERE_ENV] = "run" if keep_independent else "elsewhere"
+    if side_by_side:
+        # Several test processes share the cores: one compute thread each (conftest.py).
+        env.setdefault("KERAS_ASANET_TEST_THREADS", "1")
     return env
 
 

@@ -82,6 +82,11 @@ class RunTestsTest(TestCase):
         self.assertEqual(keep["KERAS_BACKEND"], "jax")
         self.assertEqual(keep[self.script.ELSEWHERE_ENV], "run")
         self.assertEqual(drop[self.script.ELSEWHERE_ENV], "elsewhere")
+        # Side by side, each run computes on one thread (conftest.py reads the variable).
+        shared = self.script._backend_env("torch", True, side_by_side=True)
+        self.assertEqual(shared["KERAS_ASANET_TEST_THREADS"], "1")
+        if "KERAS_ASANET_TEST_THREADS" not in os.environ:
+            self.assertNotIn("KERAS_ASANET_TEST_THREADS", keep)
 
         # The real conftest in a run that leaves them to another backend (collected under the
         # numpy backend, the quickest to import): a marked module is deselected, not skipped,
