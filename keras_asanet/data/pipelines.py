@@ -110,7 +110,14 @@ class TrainClipDataset(keras.utils.PyDataset):
         augmentation: a `ClipAugmentation`, `None` for the paper's recipe scaled to
             `image_size` (`ClipAugmentation.for_image_size`), or `False` for none.
         seed: seed of sampling and augmentation.
-        workers, use_multiprocessing, max_queue_size: as `keras.utils.PyDataset`.
+        workers: threads that decode the clips of a batch (JPEG decoding and resizing release
+            the GIL). Keras itself is always given one worker: its multi-worker enqueuer lets
+            `fit`'s first look at the data take batch 0 from the stream, so on JAX and PyTorch
+            every later batch came one place late and a run trained on other batches than
+            with one worker (measured in Keras 3.15). Parallel decoding inside a batch keeps
+            every batch where it belongs.
+        use_multiprocessing, max_queue_size: as `keras.utils.PyDataset` (with one Keras
+            worker they have no effect).
         num_classes: the model's identity classifier width; when given, every pid must lie
             in `[0, num_classes)` (`check_identity_labels`; negative pids are always refused).
         clip_dtype: `"float32"` (default) or `"uint8"`: the dtype of the yielded clips, pixels
@@ -155,8 +162,13 @@ class TrainClipDataset(keras.utils.PyDataset):
         clip_dtype="float32",
     ):
         super().__init__(
-            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+            workers=1, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
         )
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}.")
+        #: Threads decoding the clips of one batch (see `workers`).
+        self.decode_workers = workers
+        self._pool = None
         _check_common(tracklets, seq_len, image_size)
         if clip_dtype not in CLIP_DTYPES:
             raise ValueError(f"clip_dtype must be one of {CLIP_DTYPES}, got {clip_dtype!r}.")
@@ -202,16 +214,32 @@ class TrainClipDataset(keras.utils.PyDataset):
         indices = np.asarray(self._batches[index])
         chosen = [self.tracklets[i] for i in indices]
         clips = np.empty((len(chosen), self.seq_len, *self.image_size, 3), self.clip_dtype)
+        # Every random draw first, in one fixed order (frames, then transform, per clip), so
+        # the batch is the same however many threads then decode it.
+        plans = []
+        for t in chosen:
+            idx = restricted_random(t.num_frames, self.seq_len, rng)
+            transform = self.augmentation.draw(*self.image_size, rng) if self.augmentation else None
+            plans.append(([t.frames[i] for i in idx], transform))
+
+        def load(b):
+            paths, transform = plans[b]
+            if transform is not None:
+                frames = read_clip(paths, self.image_size, np.uint8, flip=transform.flip)
+                self.augmentation.apply_into(frames, clips[b], transform, flipped=True)
+            else:
+                clips[b] = read_clip(paths, self.image_size, np.uint8)
+
         try:
-            for b, t in enumerate(chosen):
-                idx = restricted_random(t.num_frames, self.seq_len, rng)
-                paths = [t.frames[i] for i in idx]
-                if self.augmentation:
-                    transform = self.augmentation.draw(*self.image_size, rng)
-                    frames = read_clip(paths, self.image_size, np.uint8, flip=transform.flip)
-                    self.augmentation.apply_into(frames, clips[b], transform, flipped=True)
-                else:
-                    clips[b] = read_clip(paths, self.image_size, np.uint8)
+            if self.decode_workers > 1:
+                if self._pool is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    self._pool = ThreadPoolExecutor(self.decode_workers)
+                list(self._pool.map(load, range(len(plans))))  # re-raises the first error
+            else:
+                for b in range(len(plans)):
+                    load(b)
         except FrameError as err:
             self.frame_error = err
             raise
@@ -246,7 +274,7 @@ class EvalClipDataset(keras.utils.PyDataset):
         max_queue_size=10,
     ):
         super().__init__(
-            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+            workers=1, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
         )
         _check_common(tracklets, seq_len, image_size)
         if int(batch_size) < 1:

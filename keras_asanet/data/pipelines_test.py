@@ -132,6 +132,39 @@ class PipelinesTest(TestCase):
         history = model.fit(PidOnly(self.make()), epochs=2, verbose=0, shuffle=False)
         self.assertTrue(np.isfinite(history.history["loss"][0]))
 
+    def test_decoding_threads_train_the_same_weights_as_one(self):
+        """`workers` decode inside a batch; Keras always gets one worker. Handing Keras two
+        (its enqueuer) made fit's first look at the data take batch 0, so on JAX and torch
+        every batch came one place late and the weights differed."""
+        import keras
+
+        class PidClips(TrainClipDataset):
+            def __getitem__(self, i):
+                clips, targets = super().__getitem__(i)
+                return clips / 255.0, targets["pid"]
+
+        weights = {}
+        for workers in (1, 2):
+            data = PidClips(
+                self.mars.train, None, num_identities=3, num_instances=2, seq_len=2,
+                image_size=(32, 16), seed=0, workers=workers,
+            )  # fmt: skip
+            self.assertEqual((data.workers, data.decode_workers), (1, workers))
+            keras.utils.set_random_seed(0)
+            inputs = keras.Input((2, 32, 16, 3))
+            x = keras.layers.GlobalAveragePooling3D()(inputs)
+            model = keras.Model(inputs, keras.layers.Dense(self.mars.num_train_pids)(x))
+            model.compile(
+                keras.optimizers.SGD(0.5),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            )
+            model.fit(data, epochs=2, verbose=0, shuffle=False)
+            weights[workers] = [self.to_numpy(w) for w in model.weights]
+        for a, b in zip(weights[1], weights[2]):
+            self.assertAllClose(a, b, atol=1e-6)
+        with self.assertRaisesRegex(ValueError, "workers"):
+            self.make(workers=0)
+
     def test_corrupt_frame_names_the_file(self):
         root = os.path.join(self.get_temp_dir(), "MARS")
         write_mars_fixture(root)
