@@ -131,6 +131,17 @@ def add_data_arguments(parser, seq_len_default, image_size_default):
     return parser
 
 
+def add_metric_argument(parser):
+    """`--metric`: the distance features are ranked by (training runs, evaluate.py,
+    visualize.py), `DEFAULT_METRIC` unless given."""
+    parser.add_argument(
+        "--metric",
+        choices=("cosine", "euclidean"),
+        default=DEFAULT_METRIC,
+        help=f"distance between features (default {DEFAULT_METRIC}, measured best)",
+    )
+
+
 def add_run_arguments(p, ablation=False):
     """The flags of a training run (shared by scripts/fit.py and scripts/ablation.py)."""
     add_backend_argument(p)
@@ -238,12 +249,7 @@ def add_run_arguments(p, ablation=False):
         help="evaluate every N epochs (default: only at the end)",
     )
     p.add_argument("--eval-mode", choices=("dense", "sampled"), default="dense")
-    p.add_argument(
-        "--metric",
-        choices=("cosine", "euclidean"),
-        default=DEFAULT_METRIC,
-        help=f"distance the evaluations rank features by (default {DEFAULT_METRIC})",
-    )
+    add_metric_argument(p)
     p.add_argument(
         "--identities", type=int, default=300, help="synthetic dataset identities (half train)"
     )

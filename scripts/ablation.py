@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from scripts.fit import cli  # noqa: E402  (keras_asanet/cli.py, loaded before Keras)
+from scripts._cli import cli  # noqa: E402  (keras_asanet/cli.py, loaded before Keras)
 
 
 def parse_args(argv=None):

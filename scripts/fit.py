@@ -13,7 +13,6 @@ Examples:
 """
 
 import argparse
-import importlib.util
 import os
 import sys
 
@@ -21,19 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from scripts._cli import cli  # noqa: E402  (keras_asanet/cli.py, loaded before Keras)
 
-def load_cli():
-    """`keras_asanet/cli.py`, loaded by its path: `import keras_asanet` imports Keras, and the
-    backend has to be chosen first."""
-    spec = importlib.util.spec_from_file_location(
-        "keras_asanet_cli", os.path.join(ROOT, "keras_asanet", "cli.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cli = load_cli()
 # The shared flags and their mapping to a RunConfig (importable from here, as before).
 add_run_arguments = cli.add_run_arguments
 config_from_args = cli.config_from_args

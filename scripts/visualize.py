@@ -25,7 +25,6 @@ missing dataset root, a missing or unreadable checkpoint, and an --output that i
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 
@@ -33,19 +32,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from scripts._cli import cli  # noqa: E402  (keras_asanet/cli.py, loaded before Keras)
 
-def load_cli():
-    """`keras_asanet/cli.py`, loaded by its path: `import keras_asanet` imports Keras, and the
-    backend has to be chosen first."""
-    spec = importlib.util.spec_from_file_location(
-        "keras_asanet_cli", os.path.join(ROOT, "keras_asanet", "cli.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cli = load_cli()
 DEFAULT_SYNTHETIC_SEED = cli.DEFAULT_SYNTHETIC_SEED
 
 
@@ -75,12 +63,7 @@ def _parser():
     )
     p.add_argument("--cache-dir", default=None, help="folder of the synthetic datasets")
     p.add_argument("--setup", choices=("usual", "mixing"), default="usual")
-    p.add_argument(
-        "--metric",
-        choices=("euclidean", "cosine"),
-        default=cli.DEFAULT_METRIC,
-        help=f"distance between features (default {cli.DEFAULT_METRIC}, measured best)",
-    )
+    cli.add_metric_argument(p)
     p.add_argument("--mode", choices=("dense", "sampled"), default="dense")
     cli.add_data_arguments(
         p,

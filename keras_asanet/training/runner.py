@@ -455,14 +455,7 @@ def _train(config, folder, log):
     model.optimizer.build(model.trainable_variables)
 
     history, initial_epoch, results = {}, 0, {}
-    eval_kwargs = {
-        "mode": config.eval_mode,
-        "metric": config.metric,
-        "seq_len": config.seq_len,
-        "image_size": tuple(config.image_size),
-        "batch_size": config.eval_batch_size,
-        "verbose": bool(config.verbose),
-    }
+    eval_kwargs = _eval_kwargs(config, verbose=bool(config.verbose))
     if config.resume:
         state, path = restore_latest(ckpt_dir, model, log=log)
         initial_epoch = int(state["epoch"])
@@ -589,6 +582,18 @@ def _train(config, folder, log):
     return results
 
 
+def _eval_kwargs(config, verbose):
+    """The `evaluate_asanet` settings of a run: its clip length, frame size and distance."""
+    return {
+        "mode": config.eval_mode,
+        "metric": config.metric,
+        "seq_len": config.seq_len,
+        "image_size": tuple(config.image_size),
+        "batch_size": config.eval_batch_size,
+        "verbose": verbose,
+    }
+
+
 def rescore(config, log=print):
     """Evaluates a finished run's `model.keras` again with `config.metric` (and its other
     evaluation settings), on its own test split and on the held-out synthetic seed, and
@@ -607,23 +612,17 @@ def rescore(config, log=print):
     with open(path) as f:
         results = json.load(f)
     model = load_model(os.path.join(config.output, "model.keras"))
-    eval_kwargs = {
-        "mode": config.eval_mode,
-        "metric": config.metric,
-        "seq_len": config.seq_len,
-        "image_size": tuple(config.image_size),
-        "batch_size": config.eval_batch_size,
-        "verbose": False,
-    }
+    eval_kwargs = _eval_kwargs(config, verbose=False)
     report = evaluate_asanet(model, load_dataset(config), **eval_kwargs)
     results["final"].update(_summary(report))
-    kept_masks = results["report"].get("mask_score")  # does not depend on the distance
-    results["report"] = {**report.to_dict(), "mask_score": kept_masks}
+    # The mask scores do not depend on the distance: kept, not computed again.
+    results["report"] = {**report.to_dict(), "mask_score": results["report"].get("mask_score")}
     if config.dataset == "synthetic" and config.heldout_seed is not None:
         unseen, heldout = _evaluate_unseen(model, config, eval_kwargs, masks=False)
-        kept = {k: results.get("unseen", {}).get(k) for k in ("mask_score",)}
+        kept_masks = results.get("unseen", {}).get("mask_score")
         results["unseen"] = _unseen_summary(unseen, heldout, config.heldout_seed)
-        results["unseen"].update({k: v for k, v in kept.items() if v is not None})
+        if kept_masks is not None:
+            results["unseen"]["mask_score"] = kept_masks
     results["config"]["metric"] = config.metric
     with open(path, "w") as f:
         json.dump(results, f, indent=1, default=float)
