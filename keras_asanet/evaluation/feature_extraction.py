@@ -236,12 +236,14 @@ def extract_features(
     image_size = resolve_image_size(model, image_size)
     predict = _predictor(model, call_kwargs)
 
-    from tqdm.auto import tqdm
+    from keras_asanet.evaluation.progress import progress_bar
 
     total = _num_clips(tracklets, mode, seq_len)
     sums, counts = None, np.zeros(len(tracklets), np.int64)
     plan = clip_plan(tracklets, mode, seq_len)
-    progress = tqdm(total=total, unit="clip", desc=f"features ({mode})", disable=not verbose)
+    progress = progress_bar(
+        total=total, unit="clip", desc=f"features ({mode})", disable=not verbose
+    )
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=int(num_workers))
     try:
         pending = _submit(pool, tracklets, _take(plan, batch_size), image_size)

@@ -70,7 +70,7 @@ def raw_pixel_features(
         np.add.at(uses[i], indices, 1)
     features = np.zeros((len(tracklets), image_size[0] * image_size[1] * 3), np.float32)
 
-    from tqdm.auto import tqdm
+    from keras_asanet.evaluation.progress import progress_bar
 
     def describe(i):
         total = np.zeros(image_size + (3,), np.float64)
@@ -81,7 +81,7 @@ def raw_pixel_features(
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, int(num_workers))) as pool:
         done = pool.map(describe, range(len(tracklets)))
-        for i, row in tqdm(
+        for i, row in progress_bar(
             done, total=len(tracklets), unit="tracklet", desc="raw pixels", disable=not verbose
         ):
             features[i] = row
