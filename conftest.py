@@ -72,6 +72,24 @@ ELSEWHERE_ENV = "KERAS_ASANET_BACKEND_INDEPENDENT_TESTS"
 
 
 def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    for item in items:
+        # A tutorial notebook (collected with --nbmake) sets its own backend in its first cell
+        # and runs in its own kernel: one run of it, like the backend-independent tests.
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.backend_independent)
+    # Tests of one backend's own code (`@pytest.mark.only_backends("tensorflow")`) are
+    # deselected in the other backends' runs, where the code cannot run.
+    import keras
+
+    backend = keras.backend.backend()
+    other = [
+        i for i in items if (m := i.get_closest_marker("only_backends")) and backend not in m.args
+    ]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [i for i in items if i not in other]
     if os.environ.get(ELSEWHERE_ENV) != "elsewhere":
         return
     kept, dropped = [], []

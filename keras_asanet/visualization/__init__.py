@@ -43,10 +43,12 @@ from keras_asanet.visualization.saliency import (
     plot_model_grad_cam,
     plot_model_grad_cams,
 )
+from keras_asanet.visualization.tf_keras_vis_cams import tf_keras_vis_cam
 from keras_asanet.visualization.training_plots import plot_cmc, plot_training_curves
 from keras_asanet.visualization.tsne import plot_tsne, tracklet_labels, tsne_embedding
 
 __all__ = [
+    "tf_keras_vis_cam",
     "AttributeConfusion",
     "EvaluationOutputs",
     "GradCAM",
