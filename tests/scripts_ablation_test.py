@@ -8,6 +8,7 @@ import json
 import os
 
 import keras
+import pytest
 
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.training import ablation
@@ -74,6 +75,10 @@ class AblationTableTest(TestCase):
             ablation.run_ablation(["no_attributes"], [0, 1], None, self.get_temp_dir(), 1)
 
 
+# The script only orchestrates `keras_asanet.training.runner.train`, whose training and
+# evaluation are tested on every backend (tests/scripts_fit_test.py): one run of it, under the
+# backend of the run that keeps the backend-independent tests, is enough.
+@pytest.mark.backend_independent
 class AblationScriptTest(TestCase):
     def test_tiny_ablation_end_to_end(self):
         tmp = self.get_temp_dir()

@@ -118,7 +118,9 @@ class DataFormatTest(TestCase):
             df.shape_to_compute((1, 2, 3, 4), "channels_last", "channels_last"), (1, 2, 3, 4)
         )
 
+    # Runs TensorFlow in its own process whatever the suite's backend: once per command.
     @pytest.mark.subprocess
+    @pytest.mark.backend_independent
     def test_channels_first_on_tensorflow_cpu_without_onednn(self):
         if importlib.util.find_spec("tensorflow") is None:
             self.skipTest("tensorflow is not installed")
