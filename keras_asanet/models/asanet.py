@@ -45,6 +45,7 @@ LOSS_WEIGHT_READINGS = {
     "swapped": {"center_loss_weight": 0.0005, "bce_weight": 1.5},
 }
 DEFAULT_LOSS_WEIGHTS = "swapped"
+CHANNELS_LAST = "channels_last"
 _IDENTITY_POOLING = ("avg", "gem")
 
 
@@ -58,7 +59,8 @@ class ASANet(keras.Model):
     (layer4, last stride 1, `2C`) and two attribute branches, ID-relevant and ID-irrelevant
     (`C/2` each). 1x1 convolutions take the ID map to `C/4` three times: `F_re` and `F_ir` feed
     the two `ASRE` modules, whose masks come from the attribute maps (Eq. 8-10), and `F_ID`
-    keeps the plain identity map (Eq. 6). Spatial GeM pooling and a temporal mean give the clip
+    keeps the plain identity map (Eq. 6). Spatial pooling (average for the three identity maps,
+    GeM for the attribute maps; `identity_pooling`) and a temporal mean give the clip
     features; `W_re`, `W_ir`, `W_ID` reduce the three identity features to `branch_dim`, the
     attribute features feed the attribute heads (Eq. 3, 5), and `FeatureFusion` (strategy a
     or b, §III-D) forms `f_final`. A BNNeck (Eq. 16) classifies identities from
@@ -116,7 +118,8 @@ class ASANet(keras.Model):
 
     ```python
     model = ASANet.from_preset("asanet_tiny", num_identities=50, attribute_schema="mars")
-    model.compile(optimizer=keras_asanet.training.make_optimizer())
+    optimizer = keras_asanet.training.make_optimizer(center_loss_weight=model.center_loss_weight)
+    model.compile(optimizer=optimizer)
     model.fit(train_clips_dataset, epochs=10)
     features = model.predict(clips)             # (B, D)
     ```
@@ -194,6 +197,15 @@ class ASANet(keras.Model):
 
         backbone_args = {k: v for k, v in self.backbone_config.items()}
         backbone_args.setdefault("last_stride", 1)
+        # The clips are (B, T, H, W, 3) and every map inside is channels-last, whatever the
+        # global keras.config.image_data_format() says (a layer left to the global setting
+        # would read channels-first maps as channels-last ones).
+        if backbone_args.setdefault("data_format", CHANNELS_LAST) != CHANNELS_LAST:
+            raise ValueError(
+                "ASANet computes channels-last (its clips are (B, T, H, W, 3)); got backbone "
+                f"data_format={backbone_args['data_format']!r}. Leave it out (TensorFlow on "
+                "CPU computes channels-last anyway)."
+            )
         self.backbone = AGWResNet(
             include_layer4=True, name="backbone", dtype=dtype, **backbone_args
         )
@@ -221,6 +233,7 @@ class ASANet(keras.Model):
             lambda: AttributeResidualBranch(
                 attr_width,
                 num_blocks=self.attribute_branch_blocks,
+                data_format=CHANNELS_LAST,
                 dtype=dtype,
                 name="re_attr_branch",
             ),
@@ -230,31 +243,35 @@ class ASANet(keras.Model):
             lambda: AttributeResidualBranch(
                 attr_width,
                 num_blocks=self.attribute_branch_blocks,
+                data_format=CHANNELS_LAST,
                 dtype=dtype,
                 name="ir_attr_branch",
             ),
         )
 
         def conv(name):
-            # ASANet's frames are channels-last whatever the global image_data_format.
             return keras.layers.Conv2D(
-                reduced, 1, data_format="channels_last", dtype=dtype, name=name
+                reduced, 1, data_format=CHANNELS_LAST, dtype=dtype, name=name
             )
 
         def dense(name):
             return keras.layers.Dense(self.branch_dim, dtype=dtype, name=name)
 
         def pool(name, spatial):
-            return SpatioTemporalPooling(spatial=spatial, dtype=dtype, name=name)
+            return SpatioTemporalPooling(
+                spatial=spatial, data_format=CHANNELS_LAST, dtype=dtype, name=name
+            )
 
         self.f_re = maybe("re" in branches, lambda: conv("f_re"))
         self.f_ir = maybe("ir" in branches, lambda: conv("f_ir"))
         self.f_id = maybe("id" in branches, lambda: conv("f_id"))
         self.re_asre = maybe(
-            self.uses_re_asre, lambda: ASRE(return_mask=True, dtype=dtype, name="re_asre")
+            self.uses_re_asre,
+            lambda: ASRE(return_mask=True, data_format=CHANNELS_LAST, dtype=dtype, name="re_asre"),
         )
         self.ir_asre = maybe(
-            self.uses_ir_asre, lambda: ASRE(return_mask=True, dtype=dtype, name="ir_asre")
+            self.uses_ir_asre,
+            lambda: ASRE(return_mask=True, data_format=CHANNELS_LAST, dtype=dtype, name="ir_asre"),
         )
         self.pool_re_id = maybe("re" in branches, lambda: pool("pool_re_id", identity_pooling))
         self.pool_ir_id = maybe("ir" in branches, lambda: pool("pool_ir_id", identity_pooling))

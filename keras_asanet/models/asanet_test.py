@@ -352,6 +352,23 @@ class ASANetTest(TestCase):
         with self.assertRaisesRegex(ValueError, "Unknown preset"):
             ASANet.from_preset("asanet_c", num_identities=4)
 
+    def test_channels_first_global_setting_changes_nothing(self):
+        # Clips are (B, T, H, W, 3): every layer inside computes channels-last even when the
+        # user's global image_data_format is channels_first.
+        x = _clips()
+        expected = self.to_numpy(self.shared(x))
+        saved = keras.config.image_data_format()
+        keras.config.set_image_data_format("channels_first")
+        try:
+            model = tiny_model()
+            model(x)
+            model.set_weights(self.shared.get_weights())
+            self.assertAllClose(model(x), expected, atol=1e-5)
+        finally:
+            keras.config.set_image_data_format(saved)
+        with self.assertRaisesRegex(ValueError, "ASANet computes channels-last"):
+            tiny_model(backbone=dict(TINY["backbone"], data_format="channels_first"))
+
     def test_bad_inputs(self):
         model = self.shared
         with self.assertRaisesRegex(ValueError, "rank-4"):

@@ -108,12 +108,18 @@ def step_decay_schedule(learning_rate, decay_epochs, steps_per_epoch, factor=0.1
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
+#: lambda_cent of an `ASANet` built with the default loss-weight reading ("swapped"), the
+#: default of `make_optimizer` so that `make_optimizer()` fits `ASANet(...)` as it comes
+#: (optimizers_test checks that they agree).
+DEFAULT_CENTER_LOSS_WEIGHT = 0.0005
+
+
 def make_optimizer(
     learning_rate=3e-4,
     weight_decay=5e-4,
     decoupled_weight_decay=False,
     center_learning_rate=0.5,
-    center_loss_weight=1.5,
+    center_loss_weight=DEFAULT_CENTER_LOSS_WEIGHT,
     center_variable_pattern=r"(.*/)?centers",
 ):
     """Adam for the network and SGD for the centre-loss centres, in one `MultiOptimizer`.
@@ -125,7 +131,9 @@ def make_optimizer(
         decoupled_weight_decay: Keras-style decoupled decay instead of PyTorch's L2.
         center_learning_rate: the centres' SGD learning rate (paper: 0.5).
         center_loss_weight: lambda_cent; the centres' gradient is divided by it, i.e. their
-            SGD runs at `center_learning_rate / center_loss_weight`.
+            SGD runs at `center_learning_rate / center_loss_weight`. Pass the model's
+            (`model.center_loss_weight`); the default, 0.0005, is an `ASANet`'s default
+            (the "swapped" loss-weight reading; "printed" is 1.5).
         center_variable_pattern: regex fully matching the `variable.path` of the centres
             (default: any variable named `centers`).
 

@@ -1,3 +1,4 @@
+import inspect
 import os
 import re
 
@@ -121,6 +122,16 @@ class KerasVersionTest(TestCase):
         finally:
             keras.optimizers.MultiOptimizer = saved
         self.assertIsInstance(make_optimizer(), keras.optimizers.MultiOptimizer)
+
+    def test_default_center_loss_weight_is_the_models(self):
+        # make_optimizer() must fit ASANet() as it comes: with the printed 1.5 here and
+        # 0.0005 in the model, the centres' SGD ran 3,000x slower than in a training run.
+        from keras_asanet.models import ASANet
+
+        default = inspect.signature(make_optimizer).parameters["center_loss_weight"].default
+        self.assertEqual(default, ASANet(num_identities=2).center_loss_weight)
+        sgd = make_optimizer().optimizers[0]
+        self.assertAllClose(float(sgd.learning_rate), 0.5 / default)
 
     def test_pyproject_keras_floor_is_the_multi_optimizer_release(self):
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
