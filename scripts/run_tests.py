@@ -3,9 +3,11 @@
 This is the README's test command (after the install) and what `.ci/run` calls. It fails on
 any failure, and treats "no tests collected" (pytest exit code 5) as a failure.
 
-Tests marked `backend_independent` (numpy and file code: readers, sampling, ranking, plots)
-give the same result under every backend, so they run in one backend's run only (torch's,
-the shortest, when it is among `--backends`); the other runs deselect them.
+Tests marked `backend_independent` (numpy and file code: readers, sampling, ranking, plots;
+tests that start each backend in its own process) give the same result under every backend,
+so they run in one backend's run only (torch's, the shortest, when it is among `--backends`);
+the other runs deselect them. The tutorial notebooks (`tutorials/*.ipynb`, executed with
+nbmake) count as such: each sets its own backend.
 
 The backends' runs are independent processes, and each keeps about one core busy (most of a
 run is Python, compiling and small ops), so on a machine with more than one core they all run
@@ -29,6 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = ("jax", "torch", "tensorflow")
 #: The environment variable conftest.py reads to deselect the backend-independent tests.
 ELSEWHERE_ENV = "KERAS_ASANET_BACKEND_INDEPENDENT_TESTS"
+#: Seconds one notebook cell may run before nbmake fails it.
+NOTEBOOK_CELL_TIMEOUT = 600
 
 
 def independent_tests_backend(backends):
@@ -45,7 +49,11 @@ def _run(cmd, env=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
-    parser.add_argument("--quick", action="store_true", help='skip tests marked "large"')
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help='skip the tests marked "large" and the tutorial notebooks',
+    )
     parser.add_argument("--no-lint", action="store_true", help="skip the ruff checks")
     parser.add_argument(
         "--jobs",
@@ -76,6 +84,10 @@ def main(argv=None):
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
         if args.quick:
             cmd += ["-m", "not large"]
+        else:
+            # The tutorials (tutorials/*.ipynb), executed top to bottom by nbmake, each in its
+            # own kernel on the backend its first cell names (in the keeper's run only).
+            cmd += ["--nbmake", f"--nbmake-timeout={NOTEBOOK_CELL_TIMEOUT}"]
         commands[backend] = cmd + args.pytest_args
     envs = {b: _backend_env(b, b == keeper, side_by_side=jobs > 1) for b in commands}
     if jobs == 1:

@@ -32,6 +32,12 @@ class DocsBuildTest(TestCase):
                 "reliability/index.html",
             ):
                 self.assertTrue(os.path.isfile(os.path.join(site, page)), page)
+            # The tutorials, rendered from the notebooks with their committed outputs.
+            with open(os.path.join(site, "tutorials/01_quickstart/index.html")) as f:
+                quickstart = f.read()
+            self.assertIn("raw-pixels baseline", quickstart)  # an output cell
+            self.assertIn("data:image/png;base64", quickstart)  # a figure
+            self.assertFalse(os.path.exists(os.path.join(site, "tutorials/assets")))
             with open(os.path.join(site, "api/layers/index.html")) as f:
                 html = f.read()
             self.assertIn("ASRE", html)

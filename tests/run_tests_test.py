@@ -2,6 +2,7 @@
 kept (a failing or empty backend run fails the command)."""
 
 import contextlib
+import glob
 import importlib.util
 import io
 import os
@@ -103,3 +104,23 @@ class RunTestsTest(TestCase):
         self.assertNotIn(marked, out)
         self.assertIn("deselected", out)
         self.assertIn(unmarked, out)
+
+    def test_tutorial_notebooks_are_collected_in_the_keepers_run_only(self):
+        # With --nbmake every tutorial is a test item; conftest marks it backend-independent.
+        notebooks = sorted(glob.glob(os.path.join(ROOT, "tutorials", "*.ipynb")))
+        self.assertGreaterEqual(len(notebooks), 5)
+
+        def collected(where):
+            env = dict(os.environ, KERAS_BACKEND="numpy", **{self.script.ELSEWHERE_ENV: where})
+            return subprocess.run(
+                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only",
+                 "-q", "--nbmake", "tutorials"],
+                cwd=ROOT, env=env, capture_output=True, text=True,
+            ).stdout  # fmt: skip
+
+        kept = collected("run")
+        for path in notebooks:
+            self.assertIn(os.path.relpath(path, ROOT), kept)
+        dropped = collected("elsewhere")
+        self.assertIn(f"{len(notebooks)} deselected", dropped)
+        self.assertNotIn(".ipynb::", dropped)
