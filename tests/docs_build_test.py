@@ -1,5 +1,6 @@
 """The MkDocs site (API reference rendered by mkdocstrings) builds without a warning."""
 
+import glob
 import os
 import subprocess
 import sys
@@ -32,11 +33,18 @@ class DocsBuildTest(TestCase):
                 "reliability/index.html",
             ):
                 self.assertTrue(os.path.isfile(os.path.join(site, page)), page)
-            # The tutorials, rendered from the notebooks with their committed outputs.
+            # The tutorials, rendered from the notebooks with their committed outputs: every
+            # figure embedded, no error cell.
+            for notebook in sorted(glob.glob(os.path.join(ROOT, "tutorials", "*.ipynb"))):
+                name = os.path.splitext(os.path.basename(notebook))[0]
+                with open(os.path.join(site, "tutorials", name, "index.html")) as f:
+                    html = f.read()
+                with open(notebook) as f:
+                    figures = f.read().count('"image/png"')
+                self.assertGreaterEqual(html.count("data:image/png;base64"), figures, name)
+                self.assertNotIn("Traceback (most recent call last)", html, name)
             with open(os.path.join(site, "tutorials/01_quickstart/index.html")) as f:
-                quickstart = f.read()
-            self.assertIn("raw-pixels baseline", quickstart)  # an output cell
-            self.assertIn("data:image/png;base64", quickstart)  # a figure
+                self.assertIn("raw-pixels baseline", f.read())  # an output cell
             self.assertFalse(os.path.exists(os.path.join(site, "tutorials/assets")))
             with open(os.path.join(site, "api/layers/index.html")) as f:
                 html = f.read()

@@ -193,11 +193,12 @@ class AGWResNet(keras.Model):
 
     Example:
 
-    >>> backbone = AGWResNet()
-    >>> maps = backbone(np.zeros((6, 256, 128, 3), "float32"))
-    >>> maps["layer3"].shape, maps["layer4"].shape
-    ((6, 16, 8, 1024), (6, 16, 8, 2048))
-    >>> load_resnet50_weights(backbone, "resnet50-0676ba61.pth")  # local torchvision file
+    >>> backbone = AGWResNet(width=8)  # narrow; the default width=64 is ResNet-50
+    >>> maps = backbone(np.zeros((2, 64, 32, 3), "float32"))
+    >>> tuple(maps["layer3"].shape), tuple(maps["layer4"].shape)
+    ((2, 4, 2, 128), (2, 4, 2, 256))
+    >>> resnet50 = AGWResNet()
+    >>> load_resnet50_weights(resnet50, "resnet50-0676ba61.pth")  # doctest: +SKIP
 
     Reference:
         ASA-Net paper §III-A (Eq. 1: `F_backbone`, `F_residual_ID`) and §IV-B; Ye et al.,

@@ -45,9 +45,9 @@ class AttributeResidualBranch(keras.layers.Layer):
 
     Example:
 
-    >>> branch = AttributeResidualBranch(filters=512)
-    >>> branch(np.zeros((6, 16, 8, 1024), "float32")).shape
-    (6, 16, 8, 512)
+    >>> branch = AttributeResidualBranch(filters=64)
+    >>> tuple(branch(np.zeros((2, 16, 8, 128), "float32")).shape)
+    (2, 16, 8, 64)
 
     Reference:
         ASA-Net paper §III-A, Eq. 1 (`F_residual_re`, `F_residual_ir`).

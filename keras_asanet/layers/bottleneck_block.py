@@ -89,7 +89,7 @@ class BottleneckBlock(keras.layers.Layer):
     Example:
 
     >>> block = BottleneckBlock(filters=16, strides=2)
-    >>> block(np.zeros((2, 32, 16, 32), "float32")).shape
+    >>> tuple(block(np.zeros((2, 32, 16, 32), "float32")).shape)
     (2, 16, 8, 64)
 
     Reference:

@@ -41,7 +41,7 @@ class InstanceBatchNormalization(keras.layers.Layer):
 
     Example:
     >>> layer = InstanceBatchNormalization(ratio=0.5)
-    >>> layer(np.random.rand(2, 8, 4, 6).astype("float32")).shape
+    >>> tuple(layer(np.random.rand(2, 8, 4, 6).astype("float32")).shape)
     (2, 8, 4, 6)
 
     Reference:
