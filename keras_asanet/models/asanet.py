@@ -92,6 +92,8 @@ class ASANet(keras.Model):
         identity_pooling: spatial pooling of the three signed identity maps (`"avg"`, the
             default, or `"gem"`, AGW's, whose clamp at `eps` drops the negative half of a
             signed map; see docs/results.md). The attribute maps are post-ReLU and keep GeM.
+        asre_mask_activation: activation of both ASRE masks: `None` (linear, the paper's,
+            default) or e.g. `"sigmoid"` (a mask in (0, 1); see `ASRE`).
         eval_feature: `"bn"` (BNNeck output, default) or `"raw"` (`f_final`) at inference.
         center_loss_weight, bce_weight, pmi_weight: lambda_cent, lambda_BCE and the initial
             lambda_PMI (0.005) of Eq. 19. The defaults are the `"swapped"` reading of the
@@ -144,6 +146,7 @@ class ASANet(keras.Model):
         attribute_supervision=True,
         pmi=True,
         identity_pooling="avg",
+        asre_mask_activation=None,
         eval_feature="bn",
         center_loss_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["center_loss_weight"],
         bce_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["bce_weight"],
@@ -193,6 +196,11 @@ class ASANet(keras.Model):
                 "ID-irrelevant attribute space, which only the attribute BCE trains."
             )
         self.identity_pooling = identity_pooling
+        self.asre_mask_activation = (
+            keras.activations.serialize(keras.activations.get(asre_mask_activation))
+            if asre_mask_activation is not None
+            else None
+        )
         dtype = self.dtype_policy
 
         backbone_args = {k: v for k, v in self.backbone_config.items()}
@@ -267,11 +275,23 @@ class ASANet(keras.Model):
         self.f_id = maybe("id" in branches, lambda: conv("f_id"))
         self.re_asre = maybe(
             self.uses_re_asre,
-            lambda: ASRE(return_mask=True, data_format=CHANNELS_LAST, dtype=dtype, name="re_asre"),
+            lambda: ASRE(
+                return_mask=True,
+                mask_activation=self.asre_mask_activation,
+                data_format=CHANNELS_LAST,
+                dtype=dtype,
+                name="re_asre",
+            ),
         )
         self.ir_asre = maybe(
             self.uses_ir_asre,
-            lambda: ASRE(return_mask=True, data_format=CHANNELS_LAST, dtype=dtype, name="ir_asre"),
+            lambda: ASRE(
+                return_mask=True,
+                mask_activation=self.asre_mask_activation,
+                data_format=CHANNELS_LAST,
+                dtype=dtype,
+                name="ir_asre",
+            ),
         )
         self.pool_re_id = maybe("re" in branches, lambda: pool("pool_re_id", identity_pooling))
         self.pool_ir_id = maybe("ir" in branches, lambda: pool("pool_ir_id", identity_pooling))
@@ -586,6 +606,7 @@ class ASANet(keras.Model):
                 "attribute_supervision": self.attribute_supervision,
                 "pmi": self.pmi,
                 "identity_pooling": self.identity_pooling,
+                "asre_mask_activation": self.asre_mask_activation,
                 "eval_feature": self.eval_feature,
                 "center_loss_weight": self.center_loss_weight,
                 "bce_weight": self.bce_weight,

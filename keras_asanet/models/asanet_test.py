@@ -352,6 +352,17 @@ class ASANetTest(TestCase):
         with self.assertRaisesRegex(ValueError, "Unknown preset"):
             ASANet.from_preset("asanet_c", num_identities=4)
 
+    def test_asre_mask_activation_reaches_both_masks_and_the_config(self):
+        model = tiny_model(asre_mask_activation="sigmoid")
+        _, masks = model(_clips(), return_masks=True)
+        for name in ("re_mask", "ir_mask"):
+            values = self.to_numpy(masks[name])
+            self.assertTrue(((values > 0) & (values < 1)).all(), name)
+        revived = ASANet.from_config(model.get_config())
+        self.assertEqual(revived.get_config()["asre_mask_activation"], "sigmoid")
+        self.assertIs(revived.ir_asre.mask_activation, keras.activations.sigmoid)
+        self.assertIsNone(tiny_model().get_config()["asre_mask_activation"])  # the paper's
+
     def test_channels_first_global_setting_changes_nothing(self):
         # Clips are (B, T, H, W, 3): every layer inside computes channels-last even when the
         # user's global image_data_format is channels_first.
