@@ -179,10 +179,6 @@ class FitResumeTest(TestCase):
         tmp = self.get_temp_dir()
         data = os.path.join(tmp, "synthetic")
         args = ["--root", data, "--epochs", "3", "--no-heldout-eval", *TINY_RUN]
-        if keras.backend.backend() == "tensorflow":
-            # Resuming is Python and files, the same with or without XLA; XLA-compiling the
-            # train step again in each of the three processes is most of their time on TF.
-            args += ["--jit-compile", "false"]
         env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND=keras.backend.backend())
         cmd = [sys.executable, FIT, "--backend", keras.backend.backend(), *args]
 
