@@ -270,29 +270,20 @@ class ASANet(keras.Model):
                 spatial=spatial, data_format=CHANNELS_LAST, dtype=dtype, name=name
             )
 
+        def asre(name):
+            return ASRE(
+                return_mask=True,
+                mask_activation=self.asre_mask_activation,
+                data_format=CHANNELS_LAST,
+                dtype=dtype,
+                name=name,
+            )
+
         self.f_re = maybe("re" in branches, lambda: conv("f_re"))
         self.f_ir = maybe("ir" in branches, lambda: conv("f_ir"))
         self.f_id = maybe("id" in branches, lambda: conv("f_id"))
-        self.re_asre = maybe(
-            self.uses_re_asre,
-            lambda: ASRE(
-                return_mask=True,
-                mask_activation=self.asre_mask_activation,
-                data_format=CHANNELS_LAST,
-                dtype=dtype,
-                name="re_asre",
-            ),
-        )
-        self.ir_asre = maybe(
-            self.uses_ir_asre,
-            lambda: ASRE(
-                return_mask=True,
-                mask_activation=self.asre_mask_activation,
-                data_format=CHANNELS_LAST,
-                dtype=dtype,
-                name="ir_asre",
-            ),
-        )
+        self.re_asre = maybe(self.uses_re_asre, lambda: asre("re_asre"))
+        self.ir_asre = maybe(self.uses_ir_asre, lambda: asre("ir_asre"))
         self.pool_re_id = maybe("re" in branches, lambda: pool("pool_re_id", identity_pooling))
         self.pool_ir_id = maybe("ir" in branches, lambda: pool("pool_ir_id", identity_pooling))
         self.pool_id = maybe("id" in branches, lambda: pool("pool_id", identity_pooling))
