@@ -89,38 +89,29 @@ class RunTestsTest(TestCase):
         if "KERAS_ASANET_TEST_THREADS" not in os.environ:
             self.assertNotIn("KERAS_ASANET_TEST_THREADS", keep)
 
-        # The real conftest in a run that leaves them to another backend (collected under the
-        # numpy backend, the quickest to import): a marked module is deselected, not skipped,
-        # and an unmarked one is collected. (This test is marked: that it runs at all shows
-        # the keeping run collects the marked modules.)
-        marked = "keras_asanet/data/samplers_test.py"
-        unmarked = "keras_asanet/layers/bn_neck_test.py"
-        env = dict(os.environ, KERAS_BACKEND="numpy", **{self.script.ELSEWHERE_ENV: "elsewhere"})
-        out = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-             marked, unmarked],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        self.assertNotIn(marked, out)
-        self.assertIn("deselected", out)
-        self.assertIn(unmarked, out)
-
-    def test_tutorial_notebooks_are_collected_in_the_keepers_run_only(self):
-        # With --nbmake every tutorial is a test item; conftest marks it backend-independent.
+        # The real conftest (collected under the numpy backend, the quickest to import). In
+        # a run that leaves them to another backend, a marked module and every tutorial
+        # notebook (an nbmake item, marked by conftest) are deselected, not skipped, and an
+        # unmarked module is collected; the keeper's run collects the notebooks. (This test
+        # is marked: that it runs at all shows the keeping run collects the marked modules.)
         notebooks = sorted(glob.glob(os.path.join(ROOT, "tutorials", "*.ipynb")))
         self.assertGreaterEqual(len(notebooks), 5)
+        marked = "keras_asanet/data/samplers_test.py"
+        unmarked = "keras_asanet/layers/bn_neck_test.py"
 
-        def collected(where):
+        def collected(where, *paths):
             env = dict(os.environ, KERAS_BACKEND="numpy", **{self.script.ELSEWHERE_ENV: where})
             return subprocess.run(
                 [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only",
-                 "-q", "--nbmake", "tutorials"],
-                cwd=ROOT, env=env, capture_output=True, text=True,
+                 "-q", "--nbmake", *paths],
+                cwd=ROOT, env=env, capture_output=True, text=True, check=True,
             ).stdout  # fmt: skip
 
-        kept = collected("run")
+        out = collected("elsewhere", marked, unmarked, "tutorials")
+        self.assertNotIn(marked, out)
+        self.assertNotIn(".ipynb::", out)
+        self.assertIn("deselected", out)
+        self.assertIn(unmarked, out)
+        kept = collected("run", "tutorials")
         for path in notebooks:
             self.assertIn(os.path.relpath(path, ROOT), kept)
-        dropped = collected("elsewhere")
-        self.assertIn(f"{len(notebooks)} deselected", dropped)
-        self.assertNotIn(".ipynb::", dropped)

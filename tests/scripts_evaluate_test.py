@@ -71,7 +71,9 @@ class EvaluateScriptTest(TestCase):
         with open(self.weights, "wb") as f:
             f.write(b"placeholder")
 
+    # The flag is refused before any model is built: one backend's run is enough.
     @pytest.mark.subprocess
+    @pytest.mark.backend_independent
     def test_unknown_dataset(self):
         args = ["--dataset", "market1501", "--root", self.root, "--weights", self.weights]
         for proc in (self.run_program(*args), self.run_script(*args)):

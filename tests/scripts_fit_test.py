@@ -172,21 +172,40 @@ def _weights(path):
 
 @pytest.mark.subprocess
 class FitResumeTest(TestCase):
-    def test_killed_run_resumes_to_the_same_weights(self):
-        """Three real processes (one SIGKILLed). The weights after epoch 3 are compared; the
-        unseen-scenes evaluation after training is not the subject (each process would build
-        and evaluate a second dataset), so it is off: --no-heldout-eval."""
-        tmp = self.get_temp_dir()
-        data = os.path.join(tmp, "synthetic")
+    """An interrupted run, resumed, ends with the weights of an uninterrupted one (after epoch
+    3, all in real `fit.py` processes). The unseen-scenes evaluation after training is not the
+    subject (each process would build and evaluate a second dataset), so it is off.
+
+    The SIGKILL test needs three processes (reference, killed, resumed); it runs on torch,
+    whose processes start fastest. On jax and tensorflow the interrupted run is the
+    reference's folder cut back to what a run killed during epoch 3 leaves (checkpoint 2, no
+    final outputs, the lock of a dead process): two processes, the same resume path."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.get_temp_dir()
+        data = os.path.join(self.tmp, "synthetic")
         args = ["--root", data, "--epochs", "3", "--no-heldout-eval", *TINY_RUN]
-        env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND=keras.backend.backend())
-        cmd = [sys.executable, FIT, "--backend", keras.backend.backend(), *args]
+        self.env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND=keras.backend.backend())
+        self.cmd = [sys.executable, FIT, "--backend", keras.backend.backend(), *args]
 
-        reference = os.path.join(tmp, "reference")
-        subprocess.run([*cmd, "--output", reference], env=env, check=True, timeout=600)
+    def fit(self, output, *extra):
+        subprocess.run([*self.cmd, "--output", output, *extra], env=self.env, check=True,
+                       timeout=600)  # fmt: skip
 
-        interrupted = os.path.join(tmp, "interrupted")
-        proc = subprocess.Popen([*cmd, "--output", interrupted], env=env)
+    def assert_same_final_weights(self, reference, resumed_run):
+        expected = _weights(os.path.join(reference, "checkpoints", "ckpt-000003"))
+        resumed = _weights(os.path.join(resumed_run, "checkpoints", "ckpt-000003"))
+        self.assertEqual(sorted(expected), sorted(resumed))
+        for name in expected:
+            np.testing.assert_allclose(resumed[name], expected[name], atol=1e-5, err_msg=name)
+
+    @pytest.mark.only_backends("torch")
+    def test_killed_run_resumes_to_the_same_weights(self):
+        reference = os.path.join(self.tmp, "reference")
+        self.fit(reference)
+        interrupted = os.path.join(self.tmp, "interrupted")
+        proc = subprocess.Popen([*self.cmd, "--output", interrupted], env=self.env)
         first = os.path.join(interrupted, "checkpoints", "ckpt-000001")
         deadline = time.time() + 600
         while not os.path.isdir(first) and proc.poll() is None and time.time() < deadline:
@@ -198,14 +217,32 @@ class FitResumeTest(TestCase):
             os.path.isdir(os.path.join(interrupted, "checkpoints", "ckpt-000003")),
             "the run finished before it was killed",
         )
-        subprocess.run(
-            [*cmd, "--output", interrupted, "--resume"], env=env, check=True, timeout=600
-        )
-        expected = _weights(os.path.join(reference, "checkpoints", "ckpt-000003"))
-        resumed = _weights(os.path.join(interrupted, "checkpoints", "ckpt-000003"))
-        self.assertEqual(sorted(expected), sorted(resumed))
-        for name in expected:
-            np.testing.assert_allclose(resumed[name], expected[name], atol=1e-5, err_msg=name)
+        self.fit(interrupted, "--resume")
+        self.assert_same_final_weights(reference, interrupted)
+
+    @pytest.mark.only_backends("jax", "tensorflow")
+    def test_run_cut_during_epoch_3_resumes_to_the_same_weights(self):
+        import shutil
+
+        from keras_asanet.training.run_folder import LIBRARY_OUTPUTS, LOCK_NAME
+
+        reference = os.path.join(self.tmp, "reference")
+        self.fit(reference)
+        cut = os.path.join(self.tmp, "cut")
+        shutil.copytree(reference, cut)
+        for name in LIBRARY_OUTPUTS:
+            path = os.path.join(cut, name)
+            if name != "checkpoints" and os.path.lexists(path):
+                os.unlink(path)
+        shutil.rmtree(os.path.join(cut, "checkpoints", "ckpt-000003"))
+        self.assertEqual(os.listdir(os.path.join(cut, "checkpoints")), ["ckpt-000002"])
+        # The lock of a writer that died: taken in a process that exits without releasing it.
+        code = f"from keras_asanet.training.run_folder import RunLock; RunLock({cut!r}).acquire()"
+        subprocess.run([sys.executable, "-c", code], env=self.env, check=True, timeout=120)
+        self.assertTrue(os.path.exists(os.path.join(cut, LOCK_NAME)))
+        self.fit(cut, "--resume")
+        self.assert_same_final_weights(reference, cut)
+        self.assertFalse(os.path.exists(os.path.join(cut, LOCK_NAME)))
 
 
 def _write(path, text):
