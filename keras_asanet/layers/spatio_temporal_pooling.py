@@ -1,4 +1,5 @@
-"""Spatial pooling of every frame followed by a temporal mean: `F_TP(F_SP(X))`."""
+"""Spatial pooling of every frame followed by a temporal mean: `F_TP(F_SP(X))` (optionally
+with the temporal standard deviation beside it, for attributes defined by change)."""
 
 import keras
 from keras import ops
@@ -11,6 +12,12 @@ from keras_asanet.layers.validation import (
 )
 
 _SPATIAL_MODES = ("gem", "avg", "max")
+#: Temporal reductions: the paper's mean, or the mean with the standard deviation over the
+#: frames concatenated after it (a motion cue a mean cannot carry).
+TEMPORAL_MODES = ("mean", "mean_std")
+# Added to the variance before the square root: the gradient of sqrt is infinite at 0 (a
+# clip of identical frames).
+_STD_EPS = 1e-6
 
 
 @keras.saving.register_keras_serializable(package="keras_asanet")
@@ -21,6 +28,11 @@ class SpatioTemporalPooling(keras.layers.Layer):
     `f = F_TP(F_SP(X))`: a spatial pooling of each frame (GeM by default, as in AGW) followed
     by the mean over the T frames. This layer does both in one step so that a model never has
     to fold and unfold the time axis by hand.
+
+    A temporal mean cannot tell a person standing still from one whose legs swing: both
+    average to similar maps. `temporal="mean_std"` appends the standard deviation of each
+    pooled channel over the frames, `sqrt(var_t + 1e-6)`, so an attribute defined by change
+    across frames (motion) is visible to what follows; the output is then `2C` wide.
 
     Input layout. The preferred input is the unfolded clip `(B, T, H, W, C)`
     (`(B, T, C, H, W)` for channels_first); it needs no extra argument and works for any T.
@@ -36,6 +48,8 @@ class SpatioTemporalPooling(keras.layers.Layer):
         p: initial GeM exponent (> 0), only used with `spatial="gem"`. Default 3.0.
         trainable_p: whether the GeM exponent is learned. Default True.
         eps: GeM clamp value (> 0). Default 1e-6.
+        temporal: `"mean"` (default, the paper's `F_TP`) or `"mean_std"` (the mean, then the
+            standard deviation over the frames).
         data_format: `"channels_last"` or `"channels_first"`; `None` means
             `keras.config.image_data_format()`.
         **kwargs: base `keras.layers.Layer` arguments.
@@ -45,7 +59,8 @@ class SpatioTemporalPooling(keras.layers.Layer):
             `(B*T, C, H, W)` when `seq_len` is set.
 
     Returns:
-        `(B, C)`: the temporal mean of the spatially pooled frames. GeM's power is taken in
+        `(B, C)`: the temporal mean of the spatially pooled frames (`(B, 2C)`, mean then
+        standard deviation, with `temporal="mean_std"`). GeM's power is taken in
         float32 under mixed precision; the output has the compute dtype.
 
     Example:
@@ -59,6 +74,7 @@ class SpatioTemporalPooling(keras.layers.Layer):
 
     folded = clip_maps.reshape(12, 16, 8, 32)  # (B*T, H, W, C)
     same = SpatioTemporalPooling(spatial="gem", seq_len=6)(folded)  # (2, 32)
+    with_change = SpatioTemporalPooling(temporal="mean_std")(clip_maps)  # (2, 64)
     ```
 
     Reference:
@@ -73,6 +89,7 @@ class SpatioTemporalPooling(keras.layers.Layer):
         p=3.0,
         trainable_p=True,
         eps=1e-6,
+        temporal="mean",
         data_format=None,
         **kwargs,
     ):
@@ -86,6 +103,11 @@ class SpatioTemporalPooling(keras.layers.Layer):
         self.initial_p = check_positive_number(p, "p")
         self.trainable_p = bool(trainable_p)
         self.eps = check_positive_number(eps, "eps")
+        if temporal not in TEMPORAL_MODES:
+            raise ValueError(
+                f"`temporal` must be one of {TEMPORAL_MODES}; received temporal={temporal!r}."
+            )
+        self.temporal = temporal
         self.data_format = standardize_data_format(data_format)
 
     def _check_input_shape(self, shape):
@@ -135,13 +157,19 @@ class SpatioTemporalPooling(keras.layers.Layer):
         if rank == 4:
             # (B*T, C) -> (B, T, C): frames of one clip are consecutive in the folded batch.
             pooled = ops.reshape(pooled, (-1, self.seq_len, ops.shape(pooled)[-1]))
-        temporal = ops.mean(ops.cast(pooled, "float32"), axis=1)
+        pooled = ops.cast(pooled, "float32")
+        temporal = ops.mean(pooled, axis=1)
+        if self.temporal == "mean_std":
+            variance = ops.mean(ops.square(pooled - temporal[:, None, :]), axis=1)
+            temporal = ops.concatenate([temporal, ops.sqrt(variance + _STD_EPS)], axis=-1)
         return ops.cast(temporal, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         shape = self._check_input_shape(input_shape)
         channel_axis = -1 if self.data_format == "channels_last" else len(shape) - 3
         channels = shape[channel_axis]
+        if channels is not None and self.temporal == "mean_std":
+            channels *= 2
         if len(shape) == 5:
             return (shape[0], channels)
         batch = None if shape[0] is None else shape[0] // self.seq_len
@@ -156,6 +184,7 @@ class SpatioTemporalPooling(keras.layers.Layer):
                 "p": self.initial_p,
                 "trainable_p": self.trainable_p,
                 "eps": self.eps,
+                "temporal": self.temporal,
                 "data_format": self.data_format,
             }
         )

@@ -75,6 +75,42 @@ class SpatioTemporalPoolingTest(TestCase):
         out = SpatioTemporalPooling(spatial="avg", seq_len=3)(clip.reshape(6, 2, 2, 4))
         self.assertAllClose(out, np.stack([np.zeros(4), np.ones(4)]))
 
+    def test_mean_std_oracle_folded_and_unfolded(self):
+        clip = self.clip - 0.3
+        frames = clip.astype(np.float64).mean(axis=(2, 3))  # (B, T, C)
+        expected = np.concatenate([frames.mean(1), np.sqrt(frames.var(1) + 1e-6)], axis=-1)
+        out = SpatioTemporalPooling(spatial="avg", temporal="mean_std")(clip)
+        self.assertEqual(tuple(out.shape), (2, 16))
+        self.assertAllClose(out, expected, atol=1e-5, rtol=1e-5)
+        folded = SpatioTemporalPooling(spatial="avg", temporal="mean_std", seq_len=3)
+        self.assertAllClose(folded(clip.reshape(6, 4, 2, 8)), expected, atol=1e-5, rtol=1e-5)
+        self.assertEqual(folded.compute_output_shape((6, 4, 2, 8)), (2, 16))
+
+    def test_mean_std_sees_change_a_mean_misses(self):
+        # Two clips with the same temporal mean: one constant, one alternating.
+        still = np.full((1, 4, 2, 2, 1), 0.5, "float32")
+        moving = np.array([0.0, 1.0, 0.0, 1.0], "float32").reshape(1, 4, 1, 1, 1) * np.ones(
+            (1, 4, 2, 2, 1), "float32"
+        )
+        layer = SpatioTemporalPooling(spatial="avg", temporal="mean_std")
+        out = keras.ops.convert_to_numpy(layer(np.concatenate([still, moving])))
+        self.assertAllClose(out[:, 0], [0.5, 0.5])
+        self.assertAllClose(out[:, 1], [1e-3, np.sqrt(0.25 + 1e-6)], atol=1e-6)
+
+    def test_mean_std_gradient_is_finite_on_identical_frames(self):
+        # The std of identical frames is sqrt(0 + eps): finite gradient to the GeM exponent.
+        clip = np.tile(self.clip[:, :1], (1, 3, 1, 1, 1))
+        self.run_gradient_test(SpatioTemporalPooling(temporal="mean_std"), clip)
+
+    def test_layer_behaviors_mean_std(self):
+        self.run_layer_test(
+            SpatioTemporalPooling,
+            init_kwargs={"spatial": "gem", "temporal": "mean_std"},
+            input_data=self.clip,
+            expected_output_shape=(2, 16),
+            expected_num_trainable_weights=1,
+        )
+
     def test_dynamic_shapes_in_functional_model(self):
         inputs = keras.Input((None, None, None, 8))
         outputs = SpatioTemporalPooling()(inputs)
@@ -92,6 +128,8 @@ class SpatioTemporalPoolingTest(TestCase):
             SpatioTemporalPooling(p=0)
         with self.assertRaisesRegex(ValueError, "data_format"):
             SpatioTemporalPooling(data_format="nhwc")
+        with self.assertRaisesRegex(ValueError, "temporal='max'"):
+            SpatioTemporalPooling(temporal="max")
 
     def test_bad_inputs(self):
         with self.assertRaisesRegex(ValueError, "seq_len=None"):

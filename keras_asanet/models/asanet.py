@@ -16,7 +16,7 @@ from keras_asanet.layers.attribute_head import AttributeHead
 from keras_asanet.layers.attribute_residual_branch import AttributeResidualBranch
 from keras_asanet.layers.bn_neck import BNNeck
 from keras_asanet.layers.feature_fusion import FeatureFusion
-from keras_asanet.layers.spatio_temporal_pooling import SpatioTemporalPooling
+from keras_asanet.layers.spatio_temporal_pooling import TEMPORAL_MODES, SpatioTemporalPooling
 from keras_asanet.losses.center_loss import CenterLoss, center_loss
 from keras_asanet.losses.label_smoothing_cross_entropy import label_smoothing_cross_entropy
 from keras_asanet.losses.multi_binary_attribute_loss import multi_binary_attribute_loss
@@ -94,6 +94,11 @@ class ASANet(keras.Model):
             signed map; see docs/results.md). The attribute maps are post-ReLU and keep GeM.
         asre_mask_activation: activation of both ASRE masks: `None` (linear, the paper's,
             default) or e.g. `"sigmoid"` (a mask in (0, 1); see `ASRE`).
+        ir_attr_temporal: temporal pooling of the ID-irrelevant attribute map: `"mean"` (the
+            paper's `F_TP`, default) or `"mean_std"` (the mean and the standard deviation
+            over the frames, so the motion attributes, which are defined by change across
+            frames, are visible to the head and to PMI's pair choice; `f_ir_attr` is then
+            twice as wide; see `SpatioTemporalPooling`).
         eval_feature: `"bn"` (BNNeck output, default) or `"raw"` (`f_final`) at inference.
         center_loss_weight, bce_weight, pmi_weight: lambda_cent, lambda_BCE and the initial
             lambda_PMI (0.005) of Eq. 19. The defaults are the `"swapped"` reading of the
@@ -147,6 +152,7 @@ class ASANet(keras.Model):
         pmi=True,
         identity_pooling="avg",
         asre_mask_activation=None,
+        ir_attr_temporal="mean",
         eval_feature="bn",
         center_loss_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["center_loss_weight"],
         bce_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["bce_weight"],
@@ -196,6 +202,11 @@ class ASANet(keras.Model):
                 "ID-irrelevant attribute space, which only the attribute BCE trains."
             )
         self.identity_pooling = identity_pooling
+        if ir_attr_temporal not in TEMPORAL_MODES:
+            raise ValueError(
+                f"ir_attr_temporal must be one of {TEMPORAL_MODES}, got {ir_attr_temporal!r}."
+            )
+        self.ir_attr_temporal = ir_attr_temporal
         self.asre_mask_activation = (
             keras.activations.serialize(keras.activations.get(asre_mask_activation))
             if asre_mask_activation is not None
@@ -265,9 +276,13 @@ class ASANet(keras.Model):
         def dense(name):
             return keras.layers.Dense(self.branch_dim, dtype=dtype, name=name)
 
-        def pool(name, spatial):
+        def pool(name, spatial, temporal="mean"):
             return SpatioTemporalPooling(
-                spatial=spatial, data_format=CHANNELS_LAST, dtype=dtype, name=name
+                spatial=spatial,
+                temporal=temporal,
+                data_format=CHANNELS_LAST,
+                dtype=dtype,
+                name=name,
             )
 
         def asre(name):
@@ -288,7 +303,9 @@ class ASANet(keras.Model):
         self.pool_ir_id = maybe("ir" in branches, lambda: pool("pool_ir_id", identity_pooling))
         self.pool_id = maybe("id" in branches, lambda: pool("pool_id", identity_pooling))
         self.pool_re_attr = maybe(self.uses_re_attr, lambda: pool("pool_re_attr", "gem"))
-        self.pool_ir_attr = maybe(self.uses_ir_attr, lambda: pool("pool_ir_attr", "gem"))
+        self.pool_ir_attr = maybe(
+            self.uses_ir_attr, lambda: pool("pool_ir_attr", "gem", self.ir_attr_temporal)
+        )
         self.w_re = maybe("re" in branches, lambda: dense("w_re"))
         self.w_ir = maybe("ir" in branches, lambda: dense("w_ir"))
         self.w_id = maybe("id" in branches, lambda: dense("w_id"))
@@ -598,6 +615,7 @@ class ASANet(keras.Model):
                 "pmi": self.pmi,
                 "identity_pooling": self.identity_pooling,
                 "asre_mask_activation": self.asre_mask_activation,
+                "ir_attr_temporal": self.ir_attr_temporal,
                 "eval_feature": self.eval_feature,
                 "center_loss_weight": self.center_loss_weight,
                 "bce_weight": self.bce_weight,

@@ -363,6 +363,25 @@ class ASANetTest(TestCase):
         self.assertIs(revived.ir_asre.mask_activation, keras.activations.sigmoid)
         self.assertIsNone(tiny_model().get_config()["asre_mask_activation"])  # the paper's
 
+    def test_ir_attr_temporal_mean_std_doubles_f_ir_attr_and_trains(self):
+        model = tiny_model(ir_attr_temporal="mean_std", fusion="b")
+        x = _clips()
+        out = model(x, training=True)
+        width = model.backbone_channels // 2
+        self.assertEqual(tuple(out["f_ir_attr"].shape), (x.shape[0], 2 * width))
+        self.assertEqual(tuple(out["f_re_attr"].shape), (x.shape[0], width))
+        self.assertEqual(out["ir_attr_logits"].shape[-1], model.num_ir_attributes)
+        # The std half is the temporal spread of the pooled frames: identical frames give
+        # sqrt(eps), whatever the weights.
+        still = np.repeat(x[:, :1], x.shape[1], axis=1)
+        f_ir = self.to_numpy(model(still, training=True)["f_ir_attr"])
+        self.assertAllClose(f_ir[:, width:], np.full_like(f_ir[:, width:], 1e-3), atol=1e-4)
+        revived = ASANet.from_config(model.get_config())
+        self.assertEqual(revived.get_config()["ir_attr_temporal"], "mean_std")
+        self.assertEqual(tiny_model().get_config()["ir_attr_temporal"], "mean")  # the paper's
+        with self.assertRaisesRegex(ValueError, "ir_attr_temporal must be one of"):
+            tiny_model(ir_attr_temporal="max")
+
     def test_channels_first_global_setting_changes_nothing(self):
         # Clips are (B, T, H, W, 3): every layer inside computes channels-last even when the
         # user's global image_data_format is channels_first.
@@ -489,4 +508,9 @@ class ASANetPrecisionTest(TestCase):
         history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
         self.assertTrue(np.isfinite(history.history["loss"]).all())
         self.assertTrue(all(v.dtype == "float32" for v in model.trainable_variables))
-        self.assertEqual(model.predict(x, verbose=0).shape, (4, model.final_dim))
+        # Inference under the policy, traced symbolically: a real `predict` would trace and
+        # compile a third function (about 20 s on TensorFlow) for what the symbolic call and
+        # test_fit_evaluate_predict already show.
+        feature = model(keras.KerasTensor(x.shape))
+        self.assertEqual(tuple(feature.shape), (4, model.final_dim))
+        self.assertEqual(keras.backend.standardize_dtype(feature.dtype), compute)
