@@ -35,6 +35,12 @@ def parse_args(argv=None):
         help="tabulate the finished runs in --output only; train nothing",
     )
     p.add_argument(
+        "--measures-from",
+        default=None,
+        help="a results JSON of an earlier ablation (e.g. docs/results.json): a (row, seed) "
+        "with no run folder in --output takes its recorded measure instead of being trained",
+    )
+    p.add_argument(
         "--results",
         default="docs/results.md",
         help="markdown file to write (default docs/results.md; '' to skip)",
@@ -71,6 +77,13 @@ def main(argv=None):
         with open(os.path.join(output, "measures.json"), "w") as f:
             json.dump([m.to_dict() for m in measures], f, indent=1)
 
+    recorded = {}
+    if args.measures_from:
+        try:
+            recorded = ablation.recorded_measures(args.measures_from)
+        except (OSError, ValueError) as err:
+            print(f"error: --measures-from: {err}", file=sys.stderr)
+            return 2
     start = time.time()
     measures, summary, seconds = ablation.run_ablation(
         rows,
@@ -80,6 +93,7 @@ def main(argv=None):
         args.heldout_seed,
         on_measure=save,
         reuse_only=args.reuse_only,
+        recorded=recorded,
     )
     env = ablation.environment()
     table = ablation.markdown_table(summary)
@@ -94,6 +108,13 @@ def main(argv=None):
         "three runs sharing the 2 cores, so a single idle run is faster); this command took "
         f"{(time.time() - start) / 60:.1f} min."
     )
+    reused = sum(1 for m in measures if recorded.get((m.row, m.seed)) is m)
+    if reused:
+        header += (
+            f"  \n{reused} of the {len(measures)} runs are the measures recorded in "
+            f"`{args.measures_from}` (trained earlier; their run folders are not on the machine "
+            "that wrote this table)."
+        )
     print(header)
     print(table)
     if args.results:

@@ -70,6 +70,29 @@ class AblationTableTest(TestCase):
         appended = ablation.replace_generated_block("# Results\n", "x")
         self.assertTrue(appended.endswith(ablation.GENERATED_END + "\n"))
 
+    def test_recorded_measures_fill_runs_without_a_folder(self):
+        tmp = self.get_temp_dir()
+        recorded_runs = [_measure("no_attributes", 0, 0.2), _measure("no_attributes", 1, 0.3)]
+        path = os.path.join(tmp, "results.json")
+        with open(path, "w") as f:
+            json.dump({"summary": [], "runs": [m.to_dict() for m in recorded_runs]}, f)
+        recorded = ablation.recorded_measures(path)
+        self.assertEqual(recorded[("no_attributes", 1)], recorded_runs[1])
+        logs = []
+        measures, summary, _ = ablation.run_ablation(
+            ["no_attributes"], [0, 1], None, tmp, 1000, log=logs.append,
+            reuse_only=True, recorded=recorded,
+        )  # fmt: skip
+        self.assertEqual(measures, recorded_runs)  # nothing trained, nothing skipped
+        self.assertAllClose(summary[0]["mAP"], (0.25, 0.05))
+        self.assertIn("its recorded measure", logs[0])
+        with open(path, "w") as f:
+            json.dump({"summary": []}, f)
+        with self.assertRaisesRegex(ValueError, "no 'runs' list"):
+            ablation.recorded_measures(path)
+        with self.assertRaisesRegex(FileNotFoundError, "results JSON written by"):
+            ablation.recorded_measures(os.path.join(tmp, "absent.json"))
+
     def test_heldout_seed_must_not_be_trained_on(self):
         with self.assertRaisesRegex(ValueError, "held-out seed 1"):
             ablation.run_ablation(["no_attributes"], [0, 1], None, self.get_temp_dir(), 1)

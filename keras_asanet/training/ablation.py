@@ -83,6 +83,13 @@ ABLATION_ROWS = {
         {"color_jitter": 0.4},
         {"asre_mask_activation": "sigmoid"},
     ),
+    "ASANet-a, colour jitter 0.4, motion std": (
+        "the main job's model with the ID-irrelevant attribute feature pooled over time as "
+        'mean and standard deviation (`ir_attr_temporal="mean_std"`): a temporal mean '
+        "cannot show motion",
+        {"color_jitter": 0.4},
+        {"ir_attr_temporal": "mean_std"},
+    ),
     "ASANet-a, GeM pooling": (
         "the full ASANet-a with GeM (clamped) pooling of the signed identity maps",
         {"color_jitter": 0.0, "identity_pooling": "gem"},
@@ -112,6 +119,32 @@ class RunMeasure:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, record):
+        """The measure as `to_dict` wrote it (e.g. a run of `docs/results.json`)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in record]
+        if missing:
+            raise ValueError(f"A recorded run lacks {missing}: {record!r}")
+        return cls(**{n: record[n] for n in names})
+
+
+def recorded_measures(path):
+    """`{(row, seed): RunMeasure}` of a results JSON written by `write_results`: the runs of
+    an earlier ablation whose folders are not on this machine (run folders are not committed;
+    `docs/results.json` keeps what each measured)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path!r} does not exist: expected a results JSON written by scripts/ablation.py "
+            "(e.g. docs/results.json)."
+        )
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+        raise ValueError(f"{path!r} is not a results JSON of scripts/ablation.py (no 'runs' list).")
+    measures = [RunMeasure.from_dict(r) for r in data["runs"]]
+    return {(m.row, m.seed): m for m in measures}
 
 
 def row_config(row, seed, base_config, output, heldout_seed):
@@ -270,11 +303,23 @@ def environment():
 
 
 def run_ablation(
-    rows, seeds, base_config, output, heldout_seed, log=print, on_measure=None, reuse_only=False
+    rows,
+    seeds,
+    base_config,
+    output,
+    heldout_seed,
+    log=print,
+    on_measure=None,
+    reuse_only=False,
+    recorded=None,
 ):
     """Runs every (row, seed), returns `(measures, summary, seconds)`. With `reuse_only`, a
     (row, seed) without a finished run in `output` is skipped instead of trained (to tabulate
-    what exists, e.g. a row measured on fewer seeds)."""
+    what exists, e.g. a row measured on fewer seeds). `recorded` (`recorded_measures`) gives
+    the measures of runs trained earlier whose folders are gone: a (row, seed) without a
+    finished run in `output` takes its recorded measure instead of training (a finished run
+    in `output` wins)."""
+    recorded = recorded or {}
     if heldout_seed in seeds:
         raise ValueError(
             f"The held-out seed {heldout_seed} is also a training seed: the evaluation must "
@@ -286,6 +331,12 @@ def run_ablation(
         for seed in seeds:
             slug = "".join(c if c.isalnum() else "_" for c in row).strip("_")
             finished = os.path.join(output, slug, f"seed{seed}", "results.json")
+            if not os.path.isfile(finished) and (row, int(seed)) in recorded:
+                log(f"[{row} / seed {seed}] no run folder in {output}: its recorded measure")
+                measures.append(recorded[(row, int(seed))])
+                if on_measure is not None:
+                    on_measure(measures)
+                continue
             if reuse_only and not os.path.isfile(finished):
                 log(f"[{row} / seed {seed}] no finished run in {output}: skipped (--reuse-only)")
                 continue
