@@ -278,6 +278,14 @@ def add_run_arguments(p, ablation=False):
         "per-channel tint x [1-j/2, 1+j/2] (default: 0.4 on synthetic, 0 on MARS / Duke)",
     )
     p.add_argument(
+        "--clip-dtype",
+        choices=("uint8", "float32"),
+        default="uint8",
+        help="dtype of the training clips the loader yields (default uint8: a quarter of the "
+        "bytes to write and move; the model casts and normalises inside; the augmented pixels "
+        "differ from float32 clips by rounding only)",
+    )
+    p.add_argument(
         "--dataset-seed",
         type=int,
         default=0,
@@ -372,6 +380,7 @@ def config_from_args(args):
         eval_untrained=args.untrained_eval and not args.no_untrained_eval,
         synthetic_identities=args.identities,
         dataset_seed=args.dataset_seed,
+        clip_dtype=args.clip_dtype,
         heldout_seed=None
         if args.no_heldout_eval or args.dataset != "synthetic"
         else (args.heldout_seed),

@@ -56,6 +56,11 @@ class FitCliTest(TestCase):
         self.assertEqual(code, 2)
         self.assertIn("unknown --backend 'mxnet'", err)
 
+    def test_unknown_clip_dtype(self):
+        code, err = self.run_main("--clip-dtype", "int16", "--root", self.data, *TINY_RUN)
+        self.assertEqual(code, 2)
+        self.assertIn("--clip-dtype", err)
+
     def test_unknown_preset(self):
         code, err = self.run_main("--preset", "asanet_z", "--root", self.data, *TINY_RUN)
         self.assertEqual(code, 2)
@@ -135,6 +140,8 @@ class FitCliTest(TestCase):
         with open(os.path.join(out, "results.json")) as f:
             results = json.load(f)
         self.assertEqual(results["backend"], keras.backend.backend())
+        # Trained on the loader's uint8 clips (the default), cast inside the model.
+        self.assertEqual(results["config"]["clip_dtype"], "uint8")
         self.assertGreater(results["final"]["num_valid_queries"], 0)
         self.assertIn("attribute_accuracy", results["final"])
         # The raw-pixels baseline and, on synthetic data, the ASRE mask score.

@@ -94,6 +94,7 @@ class RunConfig:
     eval_batch_size: int = 32
     eval_untrained: bool = False
     workers: int = 1
+    clip_dtype: str = "uint8"
     synthetic_identities: int = 300
     dataset_seed: int = 0
     verbose: int = 1
@@ -109,6 +110,12 @@ class RunConfig:
             raise UsageError(f"--seq-len must be >= 1, got {self.seq_len}.")
         if min(self.image_size) < 16:
             raise UsageError(f"--image-size must be at least 16x16, got {self.image_size}.")
+        from keras_asanet.data.pipelines import CLIP_DTYPES
+
+        if self.clip_dtype not in CLIP_DTYPES:
+            raise UsageError(
+                f"Unknown --clip-dtype {self.clip_dtype!r}; expected one of {list(CLIP_DTYPES)}."
+            )
         if self.dataset not in ("synthetic", "mars", "duke"):
             raise UsageError(
                 f"Unknown --dataset {self.dataset!r}; expected synthetic, mars or duke."
@@ -436,6 +443,7 @@ def _train(config, folder, log):
             seed=config.seed,
             workers=config.workers,
             num_classes=dataset.num_train_pids,
+            clip_dtype=config.clip_dtype,
         )
     except ValueError as err:
         raise UsageError(f"Training data (--batch {p} {k}): {err}") from None
