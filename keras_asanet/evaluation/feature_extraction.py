@@ -28,6 +28,8 @@ from keras_asanet.data.image_io import read_frame
 
 MODES = ("dense", "sampled")
 DEFAULT_IMAGE_SIZE = (256, 128)
+#: Dtypes of the clip batches handed to the model (pixels in [0, 255] either way).
+CLIP_DTYPES = ("float32", "uint8")
 
 
 class ExtractedFeatures(NamedTuple):
@@ -181,6 +183,7 @@ def extract_features(
     pad_batches=True,
     verbose=True,
     call_kwargs=None,
+    clip_dtype=None,
 ) -> ExtractedFeatures:
     """Computes one feature per tracklet with a clip model, streaming frames from disk.
 
@@ -209,6 +212,11 @@ def extract_features(
             an `ASANet`'s output dict (feature and attribute logits). A Keras model is then
             run through a compiled wrapper calling `model(x, training=False, **call_kwargs)`,
             so the model itself is left as it is.
+        clip_dtype: `"float32"` or `"uint8"`, the dtype of the clip batches given to the
+            model. Default `None`: `"uint8"` for an `ASANet` (it casts and normalises inside
+            its graph, so the features are the same; the frames are decoded as uint8 anyway,
+            and a uint8 batch is a quarter of the bytes to assemble and hand over), float32
+            for any other model.
 
     Returns:
         `ExtractedFeatures(features, pids, camids)` in the order of `tracklets`; `features`
@@ -232,6 +240,7 @@ def extract_features(
     if int(num_workers) < 1:
         raise ValueError(f"num_workers must be >= 1, got {num_workers}.")
     seq_len, batch_size = int(seq_len), int(batch_size)
+    clip_dtype = _resolve_clip_dtype(model, clip_dtype)
     _check_seq_len(model, seq_len)
     image_size = resolve_image_size(model, image_size)
     predict = _predictor(model, call_kwargs)
@@ -251,8 +260,9 @@ def extract_features(
             owners, futures, layout = pending
             pending_next = _take(plan, batch_size)
             clips = _assemble(
-                futures, layout, len(owners), batch_size, pad_batches, seq_len, image_size
-            )
+                futures, layout, len(owners), batch_size, pad_batches, seq_len, image_size,
+                clip_dtype,
+            )  # fmt: skip
             # NaN / inf refused, a [0, 1] pixel range warned about once per model.
             check_clip_batch(clips[: len(owners)], owner=model, where="extract_features")
             # Start decoding the next batch before running the model on this one.
@@ -299,9 +309,19 @@ def _submit(pool, tracklets, batch, image_size):
     return owners, futures, layout
 
 
-def _assemble(futures, layout, n, batch_size, pad, seq_len, image_size):
+def _resolve_clip_dtype(model, clip_dtype):
+    if clip_dtype is None:
+        from keras_asanet.models.asanet import ASANet
+
+        return "uint8" if isinstance(model, ASANet) else "float32"
+    if clip_dtype not in CLIP_DTYPES:
+        raise ValueError(f"clip_dtype must be one of {CLIP_DTYPES}, got {clip_dtype!r}.")
+    return clip_dtype
+
+
+def _assemble(futures, layout, n, batch_size, pad, seq_len, image_size, dtype="float32"):
     rows = batch_size if pad else n
-    clips = np.empty((rows, seq_len, image_size[0], image_size[1], 3), np.float32)
+    clips = np.empty((rows, seq_len, image_size[0], image_size[1], 3), dtype)
     for b, paths in enumerate(layout):
         for t, path in enumerate(paths):
             clips[b, t] = futures[path].result()

@@ -225,6 +225,42 @@ class ExtractFeaturesTest(TestCase):
         ref, _, _ = extract_features(numpy_model, self.tracklets, **kw)
         self.assertAllClose(out["feature"], ref)
 
+    def test_clip_dtype_reaches_the_model_and_asanet_reads_uint8_alike(self):
+        from keras_asanet.evaluation.feature_extraction import _resolve_clip_dtype
+        from keras_asanet.models import ASANet
+
+        seen = []
+
+        def spy(clips):
+            seen.append(clips.dtype)
+            return numpy_model(clips)
+
+        as_uint8, _, _ = extract_features(spy, self.tracklets, seq_len=3, batch_size=2,
+                                          verbose=False, clip_dtype="uint8")  # fmt: skip
+        self.assertEqual(set(seen), {np.dtype(np.uint8)})
+        seen.clear()
+        default, _, _ = extract_features(spy, self.tracklets, seq_len=3, batch_size=2,
+                                         verbose=False)  # fmt: skip
+        self.assertEqual(set(seen), {np.dtype(np.float32)})  # any other model: float32
+        self.assertAllClose(as_uint8, default, atol=1e-4)
+        with self.assertRaisesRegex(ValueError, "clip_dtype must be one of"):
+            extract_features(spy, self.tracklets, seq_len=3, verbose=False, clip_dtype="int8")
+
+        # An ASANet gets uint8 by default, and its features are those of float32 clips.
+        model = ASANet(
+            num_identities=0,
+            backbone={"block_counts": (1, 1, 1, 1), "width": 4, "non_local": (0, 0, 0, 0)},
+            attribute_branch_blocks=1,
+            branch_dim=8,
+        )
+        self.assertEqual(_resolve_clip_dtype(model, None), "uint8")
+        folder = self.get_temp_dir()
+        tracklets = write_tracklets(folder, [5, 3], size=(32, 16))
+        kwargs = dict(seq_len=2, batch_size=2, image_size=(32, 16), verbose=False)
+        auto, _, _ = extract_features(model, tracklets, **kwargs)
+        floats, _, _ = extract_features(model, tracklets, clip_dtype="float32", **kwargs)
+        self.assertAllClose(auto, floats, atol=1e-4, rtol=1e-4)
+
     def test_clip_plan(self):
         plan = [(i, c.tolist()) for i, c in clip_plan(self.tracklets, "dense", 3)]
         self.assertEqual(
