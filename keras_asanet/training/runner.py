@@ -402,24 +402,15 @@ def train(config, log=print):
 def jit_compile_setting(value):
     """`model.compile(jit_compile=...)` for a `--jit-compile` value (`auto`, `true`, `false`).
 
-    `auto` is Keras' choice (XLA where the backend supports it) except on TensorFlow without
-    a GPU, where it is a plain `tf.function` graph: `scripts/benchmark.py train` measured the
-    graph at 1.19x the reference's clips/s against 0.95x with XLA on an idle AVX-512 machine,
-    and both at 0.71-0.72x on an older, loaded one (docs/performance.md); its first step also
-    compiles in about half the time.
+    `auto` is Keras' choice (XLA where the backend supports it). On TensorFlow without a GPU
+    neither path wins everywhere (docs/performance.md): at the benchmark's 128x64, 4x2 clips,
+    the `tf.function` graph step measured 1.19x the reference against 0.95x with XLA, but
+    the README's main job (64x32, 8x4 clips) trained in 136 s with XLA against 157 s as a
+    graph. The main job decides, so `auto` stays Keras' XLA.
     """
     if value not in ("auto", "true", "false"):
         raise UsageError(f"--jit-compile must be auto, true or false, got {value!r}.")
-    if value != "auto":
-        return value == "true"
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        if not tf.config.list_physical_devices("GPU"):
-            return False
-    return "auto"
+    return "auto" if value == "auto" else value == "true"
 
 
 def _train(config, folder, log):
