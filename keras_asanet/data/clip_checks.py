@@ -13,6 +13,10 @@ import weakref
 
 import numpy as np
 
+#: Dtypes a clip batch may have on its way to the model (pixels in [0, 255] either way):
+#: `TrainClipDataset` yields them and `extract_features` assembles them.
+CLIP_DTYPES = ("float32", "uint8")
+
 # Owners (models, pipelines) already warned about the pixel range: once per instance.
 _warned = weakref.WeakSet()
 _warned_ids = set()  # owners that cannot be weakly referenced

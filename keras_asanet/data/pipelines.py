@@ -10,15 +10,13 @@ import keras
 import numpy as np
 
 from keras_asanet.data.clip_augmentation import ClipAugmentation
-from keras_asanet.data.clip_checks import check_clip_batch
+from keras_asanet.data.clip_checks import CLIP_DTYPES, check_clip_batch
 from keras_asanet.data.frame_sampling import evenly_spaced, restricted_random
 from keras_asanet.data.image_io import FrameError, read_clip
 from keras_asanet.data.samplers import PKSampler
 
 #: Keys of the targets dict every pipeline yields.
 TARGET_KEYS = ("pid", "camid", "re_attr", "ir_attr", "attr_mask")
-#: Clip dtypes `TrainClipDataset` can yield (pixels in [0, 255] either way).
-CLIP_DTYPES = ("float32", "uint8")
 
 
 def _check_common(tracklets, seq_len, image_size):

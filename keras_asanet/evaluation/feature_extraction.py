@@ -22,14 +22,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from keras_asanet.data.clip_checks import check_clip_batch
+from keras_asanet.data.clip_checks import CLIP_DTYPES, check_clip_batch
 from keras_asanet.data.frame_sampling import dense_chunks, evenly_spaced
 from keras_asanet.data.image_io import read_frame
 
 MODES = ("dense", "sampled")
 DEFAULT_IMAGE_SIZE = (256, 128)
-#: Dtypes of the clip batches handed to the model (pixels in [0, 255] either way).
-CLIP_DTYPES = ("float32", "uint8")
 
 
 class ExtractedFeatures(NamedTuple):

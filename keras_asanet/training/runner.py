@@ -110,7 +110,7 @@ class RunConfig:
             raise UsageError(f"--seq-len must be >= 1, got {self.seq_len}.")
         if min(self.image_size) < 16:
             raise UsageError(f"--image-size must be at least 16x16, got {self.image_size}.")
-        from keras_asanet.data.pipelines import CLIP_DTYPES
+        from keras_asanet.data.clip_checks import CLIP_DTYPES
 
         if self.clip_dtype not in CLIP_DTYPES:
             raise UsageError(

@@ -9,6 +9,7 @@ from keras_asanet.training.runner import (
     RunConfig,
     UsageError,
     check_resume_settings,
+    jit_compile_setting,
     train,
     with_saved_settings,
 )
@@ -89,3 +90,17 @@ class ResumeSettingsTest(TestCase):
         with self.assertRaisesRegex(UsageError, "preset: saved 'asanet_tiny', new 'asanet_a'"):
             train(self.resumed(preset="asanet_a"), log=lambda *_: None)
         self.assertFalse(os.path.exists(os.path.join(self.output, ".run.lock")))
+
+
+class JitCompileSettingTest(TestCase):
+    def test_values_reach_compile(self):
+        import keras
+
+        self.assertIs(jit_compile_setting("true"), True)
+        self.assertIs(jit_compile_setting("false"), False)
+        self.assertEqual(jit_compile_setting("auto"), "auto")  # Keras' choice
+        with self.assertRaisesRegex(UsageError, "--jit-compile must be"):
+            jit_compile_setting("yes")
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile(loss="mse", jit_compile=jit_compile_setting("false"))
+        self.assertFalse(model.jit_compile)
