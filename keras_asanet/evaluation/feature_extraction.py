@@ -74,9 +74,13 @@ def _num_clips(tracklets, mode, seq_len):
 
 def resolve_image_size(model, image_size=None):
     """The frame size `extract_features` uses: `image_size`, else the model's fixed input
-    size, else `(256, 128)`."""
+    size, else the size a subclassed model was built for (e.g. an `ASANet` trained at 64x32,
+    whose input shape is not fixed), else `(256, 128)`.
+
+    Why the build size: a subclassed model has no `input_shape`, and falling back to
+    256x128 for a model trained at another size gives other features without any error."""
     if image_size is None:
-        image_size = _infer_image_size(model) or DEFAULT_IMAGE_SIZE
+        image_size = _infer_image_size(model) or built_image_size(model) or DEFAULT_IMAGE_SIZE
     if len(image_size) != 2 or min(int(s) for s in image_size) < 1:
         raise ValueError(f"image_size must be (height, width) > 0, got {image_size}.")
     return (int(image_size[0]), int(image_size[1]))
@@ -90,6 +94,20 @@ def _infer_image_size(model):
     if isinstance(shape, (list, tuple)) and len(shape) == 5:
         h, w = shape[2], shape[3]
         if isinstance(h, int) and isinstance(w, int):
+            return (h, w)
+    return None
+
+
+def built_image_size(model):
+    """`(height, width)` of the clips a Keras layer or model was built for (its build
+    config, which `.keras` files keep), or `None` when unknown."""
+    try:
+        shape = (model.get_build_config() or {}).get("input_shape")
+    except Exception:  # noqa: BLE001 - best effort: plain callables have no build config
+        return None
+    if isinstance(shape, (list, tuple)) and len(shape) == 5:
+        h, w = shape[2], shape[3]
+        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
             return (h, w)
     return None
 

@@ -8,7 +8,11 @@ import pytest
 from PIL import Image
 
 from keras_asanet.data.tracklet import Tracklet
-from keras_asanet.evaluation.feature_extraction import clip_plan, extract_features
+from keras_asanet.evaluation.feature_extraction import (
+    clip_plan,
+    extract_features,
+    resolve_image_size,
+)
 from keras_asanet.tests.cross_backend import partner_backends
 from keras_asanet.tests.test_case import TestCase
 
@@ -174,6 +178,19 @@ class ExtractFeaturesTest(TestCase):
             model, self.tracklets, "sampled", seq_len=2, image_size=(16, 12), verbose=False
         )
         self.assertEqual(set(seen), {(16, 12, 3)})
+
+    def test_subclassed_model_is_fed_the_size_it_was_built_for(self):
+        # A subclassed model has no input_shape; the 256x128 default would silently give
+        # other features for a model built (and trained) at another size.
+        model = TwoOutputs()
+        model.build((None, 2, H, W, 3))
+        self.assertEqual(resolve_image_size(model), (H, W))
+        self.assertEqual(resolve_image_size(model, (16, 12)), (16, 12))
+        feats, _, _ = extract_features(model, self.tracklets, "sampled", seq_len=2, verbose=False)
+        t0, t1, t2 = self.tracklets
+        clips = np.stack([clip_of(t0, [1, 5]), clip_of(t1, [0, 1]), clip_of(t2, [1, 3])])
+        self.assertAllClose(feats, model.predict(clips, verbose=0), atol=1e-5, rtol=1e-5)
+        self.assertEqual(resolve_image_size(TwoOutputs()), (256, 128))  # unbuilt: the default
 
     def test_keras_model_and_dict_outputs(self):
         model = tiny_keras_model()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 
-from keras_asanet.evaluation.feature_extraction import _infer_image_size
+from keras_asanet.evaluation.feature_extraction import _infer_image_size, built_image_size
 
 #: Training identities of the public datasets (the classifier width of their checkpoints).
 TRAIN_IDENTITIES = {"mars": 625, "duke": 702}
@@ -109,14 +109,9 @@ def training_image_size(model, run_config):
     size = _size(run_config.get("image_size"))
     if size:
         return size, "the training run's results.json"
-    try:
-        shape = (model.get_build_config() or {}).get("input_shape")
-    except Exception:  # noqa: BLE001 - best effort
-        shape = None
-    if isinstance(shape, (list, tuple)) and len(shape) == 5:
-        size = _size(list(shape[2:4]))
-        if size:
-            return size, "the size the model was built for"
+    size = built_image_size(model)
+    if size:
+        return size, "the size the model was built for"
     return None, None
 
 
