@@ -86,16 +86,21 @@ def resolve_image_size(model, image_size=None):
     return (int(image_size[0]), int(image_size[1]))
 
 
+def _frame_size(shape):
+    """`(height, width)` of a `(batch, T, H, W, C)` shape when both are known, else `None`."""
+    if isinstance(shape, (list, tuple)) and len(shape) == 5:
+        h, w = shape[2], shape[3]
+        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+            return (h, w)
+    return None
+
+
 def _infer_image_size(model):
     try:
         shape = model.input_shape
     except Exception:  # noqa: BLE001 - best effort: unbuilt / subclassed models may raise
         return None
-    if isinstance(shape, (list, tuple)) and len(shape) == 5:
-        h, w = shape[2], shape[3]
-        if isinstance(h, int) and isinstance(w, int):
-            return (h, w)
-    return None
+    return _frame_size(shape)
 
 
 def built_image_size(model):
@@ -105,11 +110,7 @@ def built_image_size(model):
         shape = (model.get_build_config() or {}).get("input_shape")
     except Exception:  # noqa: BLE001 - best effort: plain callables have no build config
         return None
-    if isinstance(shape, (list, tuple)) and len(shape) == 5:
-        h, w = shape[2], shape[3]
-        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
-            return (h, w)
-    return None
+    return _frame_size(shape)
 
 
 def _check_seq_len(model, seq_len):
