@@ -261,6 +261,13 @@ def add_run_arguments(p, ablation=False):
         "dataset of this seed (unseen identities and scenes; default 1000)",
     )
     p.add_argument(
+        "--heldout-identities",
+        type=int,
+        default=300,
+        help="synthetic only: identities of that held-out dataset (default 300, whatever "
+        "--identities is, so runs that train on more identities meet the same test)",
+    )
+    p.add_argument(
         "--no-heldout-eval", action="store_true", help="skip that unseen-scenes evaluation"
     )
     p.add_argument(
@@ -379,6 +386,7 @@ def config_from_args(args):
         metric=args.metric,
         eval_untrained=args.untrained_eval and not args.no_untrained_eval,
         synthetic_identities=args.identities,
+        heldout_identities=args.heldout_identities,
         dataset_seed=args.dataset_seed,
         clip_dtype=args.clip_dtype,
         heldout_seed=None

@@ -111,6 +111,7 @@ class AblationScriptTest(TestCase):
         args = [
             "--backend", keras.backend.backend(), "--rows", "+asre",
             "--seeds", "3", "--heldout-seed", "5", "--identities", "12",
+            "--heldout-identities", "12",
             "--image-size", "32", "16", "--seq-len", "2", "--batch", "2", "2", "--epochs", "1",
             "--eval-mode", "sampled", "--quiet", "--output", os.path.join(tmp, "runs"),
             "--results", results,
@@ -166,12 +167,28 @@ class AblationScriptTest(TestCase):
         self.assertIn("reusing the finished run", log)
         self.assertEqual(again, rescored)
 
-    def _cosine_unseen_mAP(self, home, folder):
+        # Another held-out size scores the finished run on that set (masks included), with
+        # no training again.
+        log, bigger = call("--heldout-identities", "16")
+        self.assertIn("scoring the finished run on 16 held-out identities", log)
+        self.assertIn("(16 identities, half in its test split", log)
+        with open(os.path.join(folder, "results.json")) as f:
+            saved = json.load(f)
+        self.assertEqual(saved["unseen"]["identities"], 16)
+        self.assertIsNotNone(saved["unseen"]["mask_score"])
+        self.assertEqual(bigger["train_seconds"], run["train_seconds"])
+        self.assertAlmostEqual(
+            bigger["mAP"], self._cosine_unseen_mAP(tmp, folder, identities=16), places=6
+        )
+
+    def _cosine_unseen_mAP(self, home, folder, identities=12):
         from keras_asanet.data import default_synthetic_root, get_dataset
         from keras_asanet.evaluation import evaluate_asanet
         from keras_asanet.models import load_model
 
-        root = default_synthetic_root(12, (32, 16), 5, base=f"{home}/.keras_asanet/synthetic")
+        root = default_synthetic_root(
+            identities, (32, 16), 5, base=f"{home}/.keras_asanet/synthetic"
+        )
         report = evaluate_asanet(
             load_model(os.path.join(folder, "model.keras")),
             get_dataset("synthetic", root),

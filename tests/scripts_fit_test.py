@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_asanet.data import make_synthetic_mars
+from keras_asanet.data import get_dataset, make_synthetic_mars
 from keras_asanet.tests.test_case import TestCase
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,10 +27,12 @@ _spec = importlib.util.spec_from_file_location("fit_script", FIT)
 fit_script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fit_script)
 
-# A run small enough for CI: 12 identities (6 for training) at 32x16, T = 2, 2x2 batches.
+# A run small enough for CI: 12 identities (6 for training) at 32x16, T = 2, 2x2 batches;
+# scored after training on 16 identities of the held-out seed.
 TINY_RUN = [
     "--identities", "12", "--image-size", "32", "16", "--seq-len", "2", "--batch", "2", "2",
     "--no-untrained-eval", "--eval-mode", "sampled", "--quiet", "--seed", "3",
+    "--heldout-identities", "16",
 ]  # fmt: skip
 
 
@@ -162,6 +164,10 @@ class FitCliTest(TestCase):
         self.assertGreater(unseen["num_valid_queries"], 0)
         self.assertTrue(os.path.isdir(f"{self.data}-heldout-seed{unseen['dataset_seed']}"))
         self.assertGreaterEqual(unseen["baseline_mAP"], 0.0)
+        # Of its own size, not the training set's (12): the test split holds 8 of the 16.
+        self.assertEqual(unseen["identities"], 16)
+        heldout = get_dataset("synthetic", f"{self.data}-heldout-seed{unseen['dataset_seed']}")
+        self.assertEqual(len({t.pid for t in heldout.query}), 8)
         restored = keras.saving.load_model(os.path.join(out, "model.keras"))
         self.assertEqual(restored.num_identities, 6)
 

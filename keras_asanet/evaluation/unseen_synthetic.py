@@ -63,7 +63,8 @@ def unseen_synthetic(run_config, seed=None, identities=None, image_size=None, ca
         run_config: the training run's config (`training_run_config`; `{}` if unknown).
         seed: the dataset's seed (default: the training runs' held-out seed,
             `RunConfig.heldout_seed`, 1000; they train on seed 0).
-        identities: its identities (default: the training run's, else the training default).
+        identities: its identities (default: those of the run's own held-out evaluation,
+            `heldout_identities`, else its training set's, else 300).
         image_size: its frame size (default: the training default, 64 x 32); pass the
             model's training size.
         cache_dir: the folder of the synthetic datasets (default ~/.keras_asanet/synthetic).
@@ -75,8 +76,13 @@ def unseen_synthetic(run_config, seed=None, identities=None, image_size=None, ca
     from keras_asanet.training.runner import RunConfig
 
     seed = RunConfig.heldout_seed if seed is None else int(seed)
+    # The held-out set the run itself was scored on; runs written before
+    # `heldout_identities` existed scored on a set as large as their training set.
     identities = (
-        identities or run_config.get("synthetic_identities") or RunConfig.synthetic_identities
+        identities
+        or run_config.get("heldout_identities")
+        or run_config.get("synthetic_identities")
+        or RunConfig.heldout_identities
     )
     size = tuple(int(s) for s in (image_size or RunConfig.image_size))
     warning = None

@@ -15,12 +15,12 @@ class UnseenSyntheticTest(TestCase):
     def test_defaults_come_from_the_training_run_then_the_training_defaults(self):
         plan = unseen_synthetic({}, cache_dir="/cache")
         self.assertEqual(plan.seed, RunConfig.heldout_seed)
-        self.assertEqual(plan.identities, RunConfig.synthetic_identities)
+        self.assertEqual(plan.identities, RunConfig.heldout_identities)
         self.assertEqual(plan.image_size, tuple(RunConfig.image_size))
         self.assertEqual(
             plan.root,
             default_synthetic_root(
-                RunConfig.synthetic_identities, RunConfig.image_size, 1000, base="/cache"
+                RunConfig.heldout_identities, RunConfig.image_size, 1000, base="/cache"
             ),
         )
         self.assertIsNone(plan.warning)
@@ -30,6 +30,9 @@ class UnseenSyntheticTest(TestCase):
         self.assertEqual(plan.root, default_synthetic_root(40, (32, 16), 7, base="/cache"))
         self.assertIn("(40 identities, 32x16)", plan.describe())
         self.assertEqual(unseen_synthetic(run, identities=12, cache_dir="/c").identities, 12)
+        # A run that trained on more identities than it was scored on: its held-out size wins.
+        run = {**run, "synthetic_identities": 600, "heldout_identities": 300}
+        self.assertEqual(unseen_synthetic(run, seed=7, cache_dir="/c").identities, 300)
 
     def test_the_training_seed_is_flagged(self):
         run = {"dataset": "synthetic", "dataset_seed": 3}

@@ -96,6 +96,7 @@ class RunConfig:
     workers: int = 1
     clip_dtype: str = "uint8"
     synthetic_identities: int = 300
+    heldout_identities: int = 300
     dataset_seed: int = 0
     verbose: int = 1
 
@@ -136,6 +137,12 @@ class RunConfig:
                 f"Unknown --loss-weights {self.loss_weights!r}; expected one of "
                 f"{sorted(LOSS_WEIGHT_READINGS)}."
             )
+        for flag, count in (
+            ("--identities", self.synthetic_identities),
+            ("--heldout-identities", self.heldout_identities),
+        ):
+            if self.dataset == "synthetic" and int(count) < 8:
+                raise UsageError(f"{flag} must be >= 8 (half of them train), got {count}.")
         if self.heldout_seed is not None and self.heldout_seed == self.dataset_seed:
             raise UsageError(
                 f"--heldout-seed {self.heldout_seed} equals --dataset-seed: the unseen-scenes "
@@ -332,18 +339,19 @@ def load_dataset(config):
         root = config.root or default_synthetic_root(
             config.synthetic_identities, config.image_size, config.dataset_seed
         )
-        _build_synthetic(config, root, config.dataset_seed)
+        _build_synthetic(config, root, config.dataset_seed, config.synthetic_identities)
         return get_dataset("synthetic", root, attributes="auto" if config.attributes else None)
     return get_dataset(config.dataset, config.root)
 
 
-def _build_synthetic(config, root, seed):
-    """Builds (or reuses) the synthetic dataset of `seed` at `root`, at the run's size."""
+def _build_synthetic(config, root, seed, identities):
+    """Builds (or reuses) the synthetic dataset of `seed` with `identities` at `root`, at the
+    run's frame size."""
     from keras_asanet.data import make_synthetic_mars
 
     make_synthetic_mars(
         root,
-        num_identities=config.synthetic_identities,
+        num_identities=int(identities),
         image_size=tuple(config.image_size),
         seed=seed,
         verbose=bool(config.verbose),
@@ -567,7 +575,9 @@ def _train(config, folder, log):
     unseen = None
     if config.dataset == "synthetic" and config.heldout_seed is not None:
         unseen, heldout = _evaluate_unseen(model, config, eval_kwargs)
-        results["unseen"] = _unseen_summary(unseen, heldout, config.heldout_seed)
+        results["unseen"] = _unseen_summary(
+            unseen, heldout, config.heldout_seed, config.heldout_identities
+        )
     with open(os.path.join(config.output, "results.json"), "w") as f:
         json.dump(results, f, indent=1, default=float)
     _plots(config.output, checkpoint.history, report)
@@ -618,7 +628,8 @@ def rescore(config, log=print):
     """Evaluates a finished run's `model.keras` again with `config.metric` (and its other
     evaluation settings), on its own test split and on the held-out synthetic seed, and
     rewrites the rankings in its `results.json`; what does not depend on the distance (the
-    attribute accuracy, the mask scores, the training history) is kept. This is how
+    attribute accuracy, the mask scores, the training history) is kept, unless the held-out
+    set itself changed (another `heldout_identities`): then it is scored anew. This is how
     `scripts/ablation.py` scores finished runs with another distance without training them
     again.
 
@@ -638,9 +649,16 @@ def rescore(config, log=print):
     # The mask scores do not depend on the distance: kept, not computed again.
     results["report"] = {**report.to_dict(), "mask_score": results["report"].get("mask_score")}
     if config.dataset == "synthetic" and config.heldout_seed is not None:
-        unseen, heldout = _evaluate_unseen(model, config, eval_kwargs, masks=False)
-        kept_masks = results.get("unseen", {}).get("mask_score")
-        results["unseen"] = _unseen_summary(unseen, heldout, config.heldout_seed)
+        before = results.get("unseen", {})
+        same_set = before.get("dataset_seed") == config.heldout_seed and before.get(
+            "identities", results["config"].get("synthetic_identities")
+        ) == int(config.heldout_identities)
+        # Mask scores do not depend on the distance, but they do on the held-out set.
+        unseen, heldout = _evaluate_unseen(model, config, eval_kwargs, masks=not same_set)
+        kept_masks = before.get("mask_score") if same_set else None
+        results["unseen"] = _unseen_summary(
+            unseen, heldout, config.heldout_seed, config.heldout_identities
+        )
         if kept_masks is not None:
             results["unseen"]["mask_score"] = kept_masks
     results["config"]["metric"] = config.metric
@@ -656,7 +674,8 @@ def rescore(config, log=print):
 def _evaluate_unseen(model, config, eval_kwargs, masks=True):
     """The model on the test split of the synthetic dataset of `config.heldout_seed`: new
     identities in new scenes, the honest measure of what it learned (`masks`: with the ASRE
-    mask score)."""
+    mask score). Its size is `config.heldout_identities`, not the training set's: runs that
+    train on more identities are judged on the same held-out set."""
     from keras_asanet.data import default_synthetic_root, get_dataset
     from keras_asanet.evaluation.asanet_evaluation import evaluate_asanet
 
@@ -664,9 +683,9 @@ def _evaluate_unseen(model, config, eval_kwargs, masks=True):
         root = f"{os.path.abspath(config.root).rstrip(os.sep)}-heldout-seed{config.heldout_seed}"
     else:
         root = default_synthetic_root(
-            config.synthetic_identities, config.image_size, config.heldout_seed
+            config.heldout_identities, config.image_size, config.heldout_seed
         )
-    _build_synthetic(config, root, config.heldout_seed)
+    _build_synthetic(config, root, config.heldout_seed, config.heldout_identities)
     heldout = get_dataset("synthetic", root)
     report = evaluate_asanet(model, heldout, **{**eval_kwargs, "verbose": False})
     if masks and (model.uses_re_asre or model.uses_ir_asre):
@@ -682,12 +701,13 @@ def _evaluate_unseen(model, config, eval_kwargs, masks=True):
     return report, heldout
 
 
-def _unseen_summary(report, heldout, seed):
+def _unseen_summary(report, heldout, seed, identities):
     """The results.json entry of the unseen-scenes evaluation."""
     from keras_asanet.evaluation.attribute_accuracy import majority_class_accuracy
 
     out = _summary(report)
     out["dataset_seed"] = int(seed)
+    out["identities"] = int(identities)
     if report.baseline is not None:
         out["baseline_mAP"] = float(report.baseline.mAP)
         out["baseline_rank1"] = float(report.baseline.rank(1))
