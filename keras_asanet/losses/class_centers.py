@@ -67,6 +67,17 @@ class ClassCenters(keras.layers.Layer):
             trainable=True,
         )
 
+    def skip_next_load(self):
+        """Makes the next `load_own_variables` a no-op: for an owner that restored the
+        centres itself from a file that keeps them elsewhere (an older layout)."""
+        self._skip_next_load = True
+
+    def load_own_variables(self, store):
+        if getattr(self, "_skip_next_load", False):
+            self._skip_next_load = False
+            return
+        super().load_own_variables(store)
+
     def call(self, inputs):
         labels = to_label_vector(inputs, "inputs")
         return ops.take(self.centers, labels, axis=0)

@@ -17,12 +17,14 @@ from keras_asanet.layers.attribute_residual_branch import AttributeResidualBranc
 from keras_asanet.layers.bn_neck import BNNeck
 from keras_asanet.layers.feature_fusion import FeatureFusion
 from keras_asanet.layers.spatio_temporal_pooling import TEMPORAL_MODES, SpatioTemporalPooling
-from keras_asanet.losses.center_loss import CenterLoss, center_loss
+from keras_asanet.losses.center_loss import center_loss
+from keras_asanet.losses.class_centers import ClassCenters
 from keras_asanet.losses.label_smoothing_cross_entropy import label_smoothing_cross_entropy
 from keras_asanet.losses.multi_binary_attribute_loss import multi_binary_attribute_loss
 from keras_asanet.losses.pmi_triplet_loss import pmi_triplet_loss
 from keras_asanet.losses.weighted_regularization_triplet import weighted_regularization_triplet
 from keras_asanet.models.asanet_presets import ASANET_PRESETS
+from keras_asanet.models.saved_layouts import legacy_centers
 
 #: Training outputs of `ASANet` (the dict `call(..., training=True)` returns).
 TRAINING_OUTPUTS = (
@@ -328,10 +330,15 @@ class ASANet(keras.Model):
         self.final_dim = self.branch_dim * len(self.identity_branches) + (
             attr_width if self.fuse_attribute_features else 0
         )
-        self.center_loss = None
+        # The centres of the centre loss are the model's own weight (trained by its own SGD,
+        # saved with it); the loss is the function `center_loss`. The layer name keeps the
+        # variable path `center_loss_centers/centers` of files written before.
+        self.class_centers = None
         if self.num_identities:
-            self.center_loss = CenterLoss(self.num_identities, self.final_dim)
-            self.class_centers = self.center_loss.centers_layer
+            self.class_centers = ClassCenters(
+                self.num_identities, self.final_dim, name="center_loss_centers"
+            )
+            self.class_centers.build((None,))
         self.pmi_weight_variable = self.add_weight(
             shape=(),
             initializer=keras.initializers.Constant(self.initial_pmi_weight),
@@ -551,7 +558,7 @@ class ASANet(keras.Model):
                 label_smoothing_cross_entropy(pids, out["id_logits"], self.label_smoothing)
             ),
             "wrt": ops.mean(weighted_regularization_triplet(pids, out["f_final"])),
-            "center": ops.mean(center_loss(pids, out["f_final"], self.center_loss.centers)),
+            "center": ops.mean(center_loss(pids, out["f_final"], self.class_centers.centers)),
         }
         zero = ops.zeros((), "float32")
         if self.attribute_supervision:
@@ -594,6 +601,27 @@ class ASANet(keras.Model):
                 _slot_accuracy(y, out["re_attr_logits"], out["ir_attr_logits"])
             )
         return total
+
+    # ------------------------------------------------------------------- saving
+
+    def load_own_variables(self, store):
+        """Loads the model's own weights; in a file written before the centres moved into
+        the model (`keras_asanet.models.saved_layouts`), the centres too, from where that
+        file keeps them."""
+        super().load_own_variables(store)
+        centers = legacy_centers(store)
+        if centers is None:
+            return
+        if self.class_centers is None:
+            return  # a feature-extraction model: the file's centres are not used
+        if tuple(centers.shape) != tuple(self.class_centers.centers.shape):
+            raise ValueError(
+                f"The file's centre table has shape {tuple(centers.shape)}, this ASANet's "
+                f"{tuple(self.class_centers.centers.shape)} (num_identities x final_dim)."
+            )
+        self.class_centers.centers.assign(centers)
+        # Keras then asks the layer for `class_centers/vars`, which the old file lacks.
+        self.class_centers.skip_next_load()
 
     # ------------------------------------------------------------------- config
 

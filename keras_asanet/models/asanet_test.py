@@ -248,7 +248,7 @@ class ASANetTest(TestCase):
         # (none read from the model's own trackers).
         xent = _np_lsce(pids, out["id_logits"], model.label_smoothing).mean()
         wrt = _np_wrt(pids, out["f_final"]).mean()
-        centers = self.to_numpy(model.center_loss.centers)
+        centers = self.to_numpy(model.class_centers.centers)
         center = _np_center(pids, out["f_final"], centers)
         pmi = _np_pmi(pids, out["f_final"], out["f_ir_attr"])
         self.assertGreater(pmi, 0.0)
@@ -291,7 +291,7 @@ class ASANetTest(TestCase):
         self.assertEqual(keras.backend.standardize_dtype(out["f_final"].dtype), "bfloat16")
         self.assertEqual(keras.config.dtype_policy().name, "float32")  # global left alone
         for layer in model._flatten_layers(include_self=False):
-            if layer is model.center_loss.centers_layer:
+            if layer is model.class_centers:
                 continue
             self.assertEqual(layer.dtype_policy.name, "mixed_bfloat16", layer.name)
         self.assertTrue(all(v.dtype == "float32" for v in model.trainable_variables))
