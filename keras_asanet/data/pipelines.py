@@ -123,6 +123,10 @@ class TrainClipDataset(keras.utils.PyDataset):
             clips train the same model; they are 4x smaller, which is most of the loader's
             cost beyond decoding (`scripts/benchmark.py data`). Augmented uint8 pixels are
             rounded (see `ClipAugmentation.apply_into`).
+        prefetch: 1 to build batch `i + 1` in one background thread while `fit` trains on
+            batch `i` (decoding and augmenting then overlap the step instead of adding to
+            it); 0 (default) builds each batch when asked. Either way a batch is a function
+            of `(seed, epoch, i)` only, so the batches are the same.
 
     Example:
 
@@ -158,6 +162,7 @@ class TrainClipDataset(keras.utils.PyDataset):
         max_queue_size=10,
         num_classes=None,
         clip_dtype="float32",
+        prefetch=0,
     ):
         super().__init__(
             workers=1, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
@@ -167,6 +172,13 @@ class TrainClipDataset(keras.utils.PyDataset):
         #: Threads decoding the clips of one batch (see `workers`).
         self.decode_workers = workers
         self._pool = None
+        if isinstance(prefetch, bool) or prefetch not in (0, 1):
+            raise ValueError(f"prefetch must be 0 or 1, got {prefetch!r}.")
+        #: Whether the next batch is built in a background thread while the model trains on
+        #: this one (see `prefetch`).
+        self.prefetch = int(prefetch)
+        self._prefetcher = None
+        self._ahead = None  # ((epoch, index), Future) of the batch being built ahead
         _check_common(tracklets, seq_len, image_size)
         if clip_dtype not in CLIP_DTYPES:
             raise ValueError(f"clip_dtype must be one of {CLIP_DTYPES}, got {clip_dtype!r}.")
@@ -208,8 +220,29 @@ class TrainClipDataset(keras.utils.PyDataset):
     def __getitem__(self, index):
         if not 0 <= index < len(self._batches):
             raise IndexError(f"batch {index} out of range (0..{len(self._batches) - 1}).")
-        rng = np.random.default_rng([self.sampler.seed, self.sampler.epoch, int(index)])
-        indices = np.asarray(self._batches[index])
+        key = (self.sampler.epoch, int(index))
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == key:
+            batch = ahead[1].result()  # re-raises the build's error (e.g. a FrameError)
+        else:
+            if ahead is not None:
+                ahead[1].cancel()  # built for another position: not used
+            batch = self._build(*key, self._batches)
+        if self.prefetch and index + 1 < len(self._batches):
+            if self._prefetcher is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="clip-prefetch")
+            following = (self.sampler.epoch, int(index) + 1)
+            future = self._prefetcher.submit(self._build, *following, self._batches)
+            self._ahead = (following, future)
+        return batch
+
+    def _build(self, epoch, index, batches):
+        """Batch `index` of `epoch` (a pure function of the seed, the epoch and the index,
+        so building it ahead in another thread gives the same batch)."""
+        rng = np.random.default_rng([self.sampler.seed, epoch, int(index)])
+        indices = np.asarray(batches[index])
         chosen = [self.tracklets[i] for i in indices]
         clips = np.empty((len(chosen), self.seq_len, *self.image_size, 3), self.clip_dtype)
         # Every random draw first, in one fixed order (frames, then transform, per clip), so

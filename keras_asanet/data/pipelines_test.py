@@ -165,6 +165,52 @@ class PipelinesTest(TestCase):
         with self.assertRaisesRegex(ValueError, "workers"):
             self.make(workers=0)
 
+    def test_prefetched_batches_are_the_batches_built_when_asked(self):
+        plain, ahead = self.make(num_identities=2), self.make(num_identities=2, prefetch=1)
+        self.assertEqual(ahead.prefetch, 1)
+        n = len(plain)
+        self.assertGreater(n, 2)
+        for epoch in range(2):
+            for i in range(n):
+                # Batch i + 1 is being built while batch i is in use.
+                a, b = plain[i], ahead[i]
+                self.assertAllEqual(a[0], b[0], msg=f"epoch {epoch} batch {i}")
+                self.assertAllEqual(a[1]["pid"], b[1]["pid"])
+                self.assertEqual(ahead._ahead is not None, i + 1 < n)
+            plain.on_epoch_end()
+            ahead.on_epoch_end()
+        # Out of order (Keras' first look at the data, a resumed run): the batch asked for,
+        # never the one built ahead.
+        self.assertAllEqual(ahead[2][0], plain[2][0])
+        self.assertAllEqual(ahead[0][0], plain[0][0])
+        # Batch 1 of this epoch is being built ahead; a resume into the next epoch must not
+        # take it for that epoch's batch 1.
+        self.assertIsNotNone(ahead._ahead)
+        plain.on_epoch_end()
+        ahead.set_state(plain.get_state())
+        self.assertAllEqual(ahead[1][0], plain[1][0])
+        with self.assertRaisesRegex(ValueError, "prefetch"):
+            self.make(prefetch=2)
+
+    def test_a_bad_frame_built_ahead_fails_at_its_own_batch(self):
+        root = os.path.join(self.get_temp_dir(), "synthetic")
+        make_synthetic_mars(root, num_identities=12, seed=1, frames_per_tracklet=(3, 6))
+        mars = Mars(root)
+        data = TrainClipDataset(
+            mars.train, None, num_identities=3, num_instances=2, seq_len=4,
+            image_size=(32, 16), seed=0, prefetch=1,
+        )  # fmt: skip
+        first = set(np.asarray(data._batches[0]).tolist())
+        victim = next(i for i in np.asarray(data._batches[1]).tolist() if i not in first)
+        for frame in mars.train[victim].frames:
+            with open(frame, "wb") as f:
+                f.write(b"not an image")
+        data[0]  # batch 1 is built (and fails) in the background meanwhile
+        self.assertIsNone(data.frame_error)
+        with self.assertRaisesRegex(ValueError, os.path.basename(mars.train[victim].frames[0])):
+            data[1]
+        self.assertIsNotNone(data.frame_error)
+
     def test_corrupt_frame_names_the_file(self):
         root = os.path.join(self.get_temp_dir(), "MARS")
         write_mars_fixture(root)
