@@ -306,6 +306,14 @@ def add_run_arguments(p, ablation=False):
     )
     # Kept so older command lines still run; the untrained evaluation is now off by default.
     p.add_argument("--no-untrained-eval", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--prefetch",
+        type=int,
+        choices=(0, 1),
+        default=None,
+        help="1: build the next training batch in a background thread while the model trains "
+        "on this one (the same batches either way); default: RunConfig.prefetch",
+    )
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -365,6 +373,8 @@ def config_from_args(args):
     settings.update({k: v for k, v in given.items() if v is not None})
     if args.workers is not None:
         settings["workers"] = args.workers
+    if args.prefetch is not None:
+        settings["prefetch"] = args.prefetch
     return RunConfig(
         dataset=args.dataset,
         root=args.root,

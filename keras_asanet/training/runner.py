@@ -94,6 +94,7 @@ class RunConfig:
     eval_batch_size: int = 32
     eval_untrained: bool = False
     workers: int = 1
+    prefetch: int = 0
     clip_dtype: str = "uint8"
     synthetic_identities: int = 300
     heldout_identities: int = 300
@@ -281,6 +282,7 @@ CALLER_FIELDS = (
     "check_frames",
     "verbose",
     "workers",
+    "prefetch",
 )
 
 
@@ -464,6 +466,7 @@ def _train(config, folder, log):
             ),
             seed=config.seed,
             workers=config.workers,
+            prefetch=config.prefetch,
             num_classes=dataset.num_train_pids,
             clip_dtype=config.clip_dtype,
         )
