@@ -251,7 +251,11 @@ def add_run_arguments(p, ablation=False):
     p.add_argument("--eval-mode", choices=("dense", "sampled"), default="dense")
     add_metric_argument(p)
     p.add_argument(
-        "--identities", type=int, default=300, help="synthetic dataset identities (half train)"
+        "--identities",
+        type=int,
+        default=None,
+        help="synthetic dataset identities, half of them for training (default: "
+        "RunConfig.synthetic_identities)",
     )
     p.add_argument(
         "--heldout-seed",
@@ -263,9 +267,10 @@ def add_run_arguments(p, ablation=False):
     p.add_argument(
         "--heldout-identities",
         type=int,
-        default=300,
-        help="synthetic only: identities of that held-out dataset (default 300, whatever "
-        "--identities is, so runs that train on more identities meet the same test)",
+        default=None,
+        help="synthetic only: identities of that held-out dataset (default: "
+        "RunConfig.heldout_identities, whatever --identities is, so runs that train on more "
+        "identities meet the same test)",
     )
     p.add_argument(
         "--no-heldout-eval", action="store_true", help="skip that unseen-scenes evaluation"
@@ -373,8 +378,14 @@ def config_from_args(args):
     settings.update({k: v for k, v in given.items() if v is not None})
     if args.workers is not None:
         settings["workers"] = args.workers
-    if args.prefetch is not None:
-        settings["prefetch"] = args.prefetch
+    # Flags whose unset value is the RunConfig default (one place holds the number).
+    for flag, field in (
+        ("prefetch", "prefetch"),
+        ("identities", "synthetic_identities"),
+        ("heldout_identities", "heldout_identities"),
+    ):
+        if getattr(args, flag) is not None:
+            settings[field] = getattr(args, flag)
     return RunConfig(
         dataset=args.dataset,
         root=args.root,
@@ -395,8 +406,6 @@ def config_from_args(args):
         eval_mode=args.eval_mode,
         metric=args.metric,
         eval_untrained=args.untrained_eval and not args.no_untrained_eval,
-        synthetic_identities=args.identities,
-        heldout_identities=args.heldout_identities,
         dataset_seed=args.dataset_seed,
         clip_dtype=args.clip_dtype,
         heldout_seed=None

@@ -70,6 +70,18 @@ class CliTest(TestCase):
         self.assertIn(f"{evaluation} for the evaluation", workers.help)
         self.assertEqual(cli.config_from_args(self.fit.parse_args(["--workers", "3"])).workers, 3)
 
+    def test_unset_run_flags_take_the_run_config_defaults(self):
+        from keras_asanet.training.runner import RunConfig
+
+        config = cli.config_from_args(self.fit.parse_args([]))
+        for field in ("synthetic_identities", "heldout_identities", "prefetch"):
+            self.assertEqual(getattr(config, field), getattr(RunConfig, field), field)
+        flags = ["--identities", "40", "--heldout-identities", "24", "--prefetch", "1"]
+        config = cli.config_from_args(self.fit.parse_args(flags))
+        self.assertEqual(
+            (config.synthetic_identities, config.heldout_identities, config.prefetch), (40, 24, 1)
+        )
+
     def test_unseen_synthetic_seed_is_the_training_runs_heldout_seed(self):
         from keras_asanet.evaluation.unseen_synthetic import unseen_synthetic
         from keras_asanet.training.runner import RunConfig
