@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,15 @@ class DocsBuildTest(TestCase):
                     figures = f.read().count('"image/png"')
                 self.assertGreaterEqual(html.count("data:image/png;base64"), figures, name)
                 self.assertNotIn("Traceback (most recent call last)", html, name)
+                # Every relative link of the page leads to a page or file of the site.
+                page_dir = os.path.join(site, "tutorials", name)
+                for href in re.findall(r'<a [^>]*href="([^"#]+)[^"]*"', html):
+                    if "://" in href or href.startswith(("mailto:", "data:", "/")):
+                        continue
+                    target = os.path.normpath(os.path.join(page_dir, href))
+                    if os.path.isdir(target):
+                        target = os.path.join(target, "index.html")
+                    self.assertTrue(os.path.exists(target), f"{name}: dead link {href}")
             with open(os.path.join(site, "tutorials/01_quickstart/index.html")) as f:
                 self.assertIn("raw-pixels baseline", f.read())  # an output cell
             self.assertFalse(os.path.exists(os.path.join(site, "tutorials/assets")))
