@@ -104,3 +104,16 @@ class JitCompileSettingTest(TestCase):
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
         model.compile(loss="mse", jit_compile=jit_compile_setting("false"))
         self.assertFalse(model.jit_compile)
+
+
+class SyntheticSizesTest(TestCase):
+    def test_too_few_identities_are_refused_naming_the_flag(self):
+        for field, flag in (
+            ("synthetic_identities", "--identities"),
+            ("heldout_identities", "--heldout-identities"),
+        ):
+            with self.assertRaisesRegex(UsageError, f"{flag} must be >= 8.*got 6"):
+                RunConfig(**{field: 6}).validate()
+        RunConfig(synthetic_identities=8, heldout_identities=8).validate()
+        # Only the synthetic dataset has these sizes.
+        RunConfig(dataset="mars", root=self.get_temp_dir(), heldout_identities=6).validate()
