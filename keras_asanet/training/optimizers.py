@@ -10,6 +10,8 @@ the same as using lr 0.5 / lambda_cent, which is what `make_optimizer` does.
 
 from __future__ import annotations
 
+import re
+
 import keras
 from keras import ops
 
@@ -46,6 +48,11 @@ class CoupledWeightDecayAdam(keras.optimizers.Adam):
         learning_rate: float or `LearningRateSchedule`.
         weight_decay: the L2 coefficient (paper: 5e-4).
         decoupled_weight_decay: use Keras' decoupled decay instead.
+        weight_decay_exclude: None, or a regex searched in each `variable.path`: the
+            variables it matches get no weight decay (e.g. `ATTRIBUTE_HEADS`, the attribute
+            heads of an `ASANet`). Keras' own `exclude_from_weight_decay(var_names=...)`
+            matches the short `variable.name` only (`"kernel"`), and is not saved; this is
+            part of the config.
         **kwargs: the other `keras.optimizers.Adam` arguments (`epsilon` defaults to
             PyTorch's 1e-8).
 
@@ -62,12 +69,30 @@ class CoupledWeightDecayAdam(keras.optimizers.Adam):
         weight_decay=5e-4,
         decoupled_weight_decay=False,
         epsilon=1e-8,
+        weight_decay_exclude=None,
         **kwargs,
     ):
         super().__init__(
             learning_rate=learning_rate, weight_decay=weight_decay, epsilon=epsilon, **kwargs
         )
         self.decoupled_weight_decay = bool(decoupled_weight_decay)
+        if weight_decay_exclude is not None:
+            try:
+                re.compile(weight_decay_exclude)
+            except (TypeError, re.error) as err:
+                raise ValueError(
+                    f"weight_decay_exclude must be a regular expression, got "
+                    f"{weight_decay_exclude!r} ({err})."
+                ) from None
+        self.weight_decay_exclude = weight_decay_exclude
+
+    def _use_weight_decay(self, variable):
+        if self.weight_decay_exclude is not None:
+            # TensorFlow's update step hands over the tf.Variable, named by the path + ":0".
+            path = getattr(variable, "path", None) or variable.name.split(":")[0]
+            if re.search(self.weight_decay_exclude, path):
+                return False
+        return super()._use_weight_decay(variable)
 
     def _apply_weight_decay(self, variables):
         if self.decoupled_weight_decay:
@@ -87,6 +112,7 @@ class CoupledWeightDecayAdam(keras.optimizers.Adam):
     def get_config(self):
         config = super().get_config()
         config["decoupled_weight_decay"] = self.decoupled_weight_decay
+        config["weight_decay_exclude"] = self.weight_decay_exclude
         return config
 
 
@@ -108,6 +134,12 @@ def step_decay_schedule(learning_rate, decay_epochs, steps_per_epoch, factor=0.1
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
+#: `weight_decay_exclude` of the attribute heads of an `ASANet` (`re_attr_head`,
+#: `ir_attr_head`): a head's few weights map a shared feature to attributes, and an L2 term
+#: strong enough to regularise the identity network pushes them to the majority class
+#: (docs/results.md measures it).
+ATTRIBUTE_HEADS = r"(^|/)(re|ir)_attr_head/"
+
 #: lambda_cent of an `ASANet` built with the default loss-weight reading ("swapped"), the
 #: default of `make_optimizer` so that `make_optimizer()` fits `ASANet(...)` as it comes
 #: (optimizers_test checks that they agree).
@@ -121,6 +153,7 @@ def make_optimizer(
     center_learning_rate=0.5,
     center_loss_weight=DEFAULT_CENTER_LOSS_WEIGHT,
     center_variable_pattern=r"(.*/)?centers",
+    weight_decay_exclude=None,
 ):
     """Adam for the network and SGD for the centre-loss centres, in one `MultiOptimizer`.
 
@@ -136,6 +169,9 @@ def make_optimizer(
             (the "swapped" loss-weight reading; "printed" is 1.5).
         center_variable_pattern: regex fully matching the `variable.path` of the centres
             (default: any variable named `centers`).
+        weight_decay_exclude: regex of the variable paths Adam does not decay (see
+            `CoupledWeightDecayAdam`; `ATTRIBUTE_HEADS` for an ASANet's attribute heads), or
+            None to decay every network weight, as the paper's PyTorch Adam.
 
     Returns:
         A `keras.optimizers.MultiOptimizer`.
@@ -152,6 +188,7 @@ def make_optimizer(
         learning_rate=learning_rate,
         weight_decay=weight_decay or None,
         decoupled_weight_decay=decoupled_weight_decay,
+        weight_decay_exclude=weight_decay_exclude,
         name="network_adam",
     )
     sgd = keras.optimizers.SGD(

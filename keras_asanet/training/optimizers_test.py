@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.training.optimizers import (
+    ATTRIBUTE_HEADS,
     MIN_KERAS_VERSION,
     CoupledWeightDecayAdam,
     make_optimizer,
@@ -69,6 +70,33 @@ class OptimizersTest(TestCase):
         # Zero gradient: only the decoupled decay w -= lr * wd * w acts.
         self.assertAllClose(var.value, np.full(3, 1 - 0.01), atol=1e-6)
 
+    def test_excluded_paths_get_no_decay_coupled_or_decoupled(self):
+        heads = keras.layers.Dense(2, name="re_attr_head")
+        body = keras.layers.Dense(2, name="backbone_conv")
+        x = np.ones((1, 2), "float32")
+        heads(x), body(x)
+        for decoupled in (False, True):
+            opt = CoupledWeightDecayAdam(
+                learning_rate=0.1,
+                weight_decay=0.1,
+                decoupled_weight_decay=decoupled,
+                weight_decay_exclude=ATTRIBUTE_HEADS,
+            )
+            variables = [heads.kernel, body.kernel]
+            before = [self.to_numpy(v.value) for v in variables]
+            # A zero gradient: only the decay moves a weight.
+            opt.apply([keras.ops.zeros_like(v.value) for v in variables], variables)
+            self.assertAllClose(
+                self.to_numpy(heads.kernel.value), before[0], atol=0, msg="excluded"
+            )
+            self.assertFalse(np.allclose(self.to_numpy(body.kernel.value), before[1]))
+            self.assertEqual(opt.get_config()["weight_decay_exclude"], ATTRIBUTE_HEADS)
+        # The pattern matches the heads of an ASANet by path, and nothing else of it.
+        self.assertRegex("asanet_tiny/ir_attr_head/dense/kernel", ATTRIBUTE_HEADS)
+        self.assertNotRegex("asanet_tiny/re_attr_branch/conv/kernel", ATTRIBUTE_HEADS)
+        with self.assertRaisesRegex(ValueError, "regular expression"):
+            CoupledWeightDecayAdam(weight_decay_exclude="(unclosed")
+
     def test_centers_get_sgd_scaled_by_lambda_and_network_gets_adam(self):
         model = _ToyModel()
         x = np.array([[1.0, 2.0]], "float32")
@@ -104,6 +132,10 @@ class OptimizersTest(TestCase):
         revived = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
         self.assertIsInstance(revived, CoupledWeightDecayAdam)
         self.assertFalse(revived.decoupled_weight_decay)
+        self.assertIsNone(revived.weight_decay_exclude)
+        opt = CoupledWeightDecayAdam(weight_decay_exclude=ATTRIBUTE_HEADS)
+        revived = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+        self.assertEqual(revived.weight_decay_exclude, ATTRIBUTE_HEADS)
 
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "learning_rate"):
