@@ -82,6 +82,21 @@ class CliTest(TestCase):
             (config.synthetic_identities, config.heldout_identities, config.prefetch), (40, 24, 1)
         )
 
+    def test_weight_decay_defaults_are_the_datasets(self):
+        from keras_asanet.training.runner import dataset_defaults
+
+        for dataset, extra in (("synthetic", []), ("mars", ["--root", "/data/MARS"])):
+            config = cli.config_from_args(self.fit.parse_args(["--dataset", dataset, *extra]))
+            defaults = dataset_defaults(dataset)
+            self.assertEqual(config.weight_decay, defaults["weight_decay"], dataset)
+            self.assertEqual(config.attribute_head_decay, defaults["attribute_head_decay"])
+        # The paper's Adam decays every weight.
+        self.assertEqual(dataset_defaults("mars")["weight_decay"], 5e-4)
+        self.assertTrue(dataset_defaults("mars")["attribute_head_decay"])
+        flags = ["--weight-decay", "0.02", "--no-attribute-head-decay"]
+        config = cli.config_from_args(self.fit.parse_args(flags))
+        self.assertEqual((config.weight_decay, config.attribute_head_decay), (0.02, False))
+
     def test_unseen_synthetic_seed_is_the_training_runs_heldout_seed(self):
         from keras_asanet.evaluation.unseen_synthetic import unseen_synthetic
         from keras_asanet.training.runner import RunConfig

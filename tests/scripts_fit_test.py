@@ -19,6 +19,7 @@ import pytest
 
 from keras_asanet.data import get_dataset, make_synthetic_mars
 from keras_asanet.tests.test_case import TestCase
+from keras_asanet.training.optimizers import ATTRIBUTE_HEADS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIT = os.path.join(ROOT, "scripts", "fit.py")
@@ -135,7 +136,10 @@ class FitCliTest(TestCase):
 
     def test_trains_and_writes_its_outputs(self):
         out = os.path.join(self.get_temp_dir(), "run")
-        code, err = self.run_main("--root", self.data, "--output", out, "--epochs", "2", *TINY_RUN)
+        code, err = self.run_main(
+            "--root", self.data, "--output", out, "--epochs", "2", "--no-attribute-head-decay",
+            *TINY_RUN,
+        )  # fmt: skip
         self.assertEqual(code, 0, err)
         for name in ("results.json", "model.keras", "curves.png", "cmc.png"):
             self.assertTrue(os.path.isfile(os.path.join(out, name)), name)
@@ -170,6 +174,10 @@ class FitCliTest(TestCase):
         self.assertEqual(len({t.pid for t in heldout.query}), 8)
         restored = keras.saving.load_model(os.path.join(out, "model.keras"))
         self.assertEqual(restored.num_identities, 6)
+        # --no-attribute-head-decay reached the optimiser the model was trained (and saved) with.
+        self.assertIs(results["config"]["attribute_head_decay"], False)
+        adam = restored.optimizer.get_config()["optimizer_map"]["config"]["default_optimizer"]
+        self.assertEqual(adam["config"]["weight_decay_exclude"], ATTRIBUTE_HEADS)
 
 
 def _weights(path):
