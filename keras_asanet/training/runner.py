@@ -102,7 +102,8 @@ class RunConfig:
     eval_batch_size: int = 32
     eval_untrained: bool = False
     workers: int = 1
-    prefetch: int = 0
+    # Measured: the torch main job trains in 272 s instead of 313 with it, same weights.
+    prefetch: int = 1
     clip_dtype: str = "uint8"
     # 600 identities (300 for training): twice the steps of 300 at the same epochs, and
     # more identities to generalise from (docs/results.md); judged on 300 held-out ones.
