@@ -126,8 +126,8 @@ class TrainClipDataset(keras.utils.PyDataset):
         prefetch: 1 to build batch `i + 1` in one background thread while `fit` trains on
             batch `i` (decoding and augmenting then overlap the step instead of adding to
             it); 0 (default here; training runs use `RunConfig.prefetch`, 1) builds each batch
-            when asked. Either way a batch is a function
-            of `(seed, epoch, i)` only, so the batches are the same.
+            when asked. Either way a batch is a function of `(seed, epoch, i)` only, so the
+            batches are the same.
 
     Example:
 

@@ -215,7 +215,7 @@ def row_config(row, seed, base_config, output, heldout_seed):
 def run_one(row, seed, base_config, output, heldout_seed, log=print):
     """Trains one row for one seed (or reuses a finished run in `output`) and returns what it
     measured on the held-out seed's dataset (the run's own `results["unseen"]`)."""
-    from keras_asanet.training.runner import rescore, train
+    from keras_asanet.training.runner import rescore, scored_heldout_set, train
 
     config = row_config(row, seed, base_config, output, heldout_seed)
     results_path = os.path.join(output, "results.json")
@@ -225,10 +225,8 @@ def run_one(row, seed, base_config, output, heldout_seed, log=print):
             results = json.load(f)
         # Runs scored before the distance was recorded ranked by Euclidean distance.
         scored_with = results.get("unseen", {}).get("metric") or "euclidean"
-        unseen = results.get("unseen", {})
-        # Runs scored before the held-out size was recorded used their training set's.
-        scored_on = unseen.get("identities", results.get("config", {}).get("synthetic_identities"))
-        if unseen.get("dataset_seed") != int(heldout_seed):
+        scored_seed, scored_on = scored_heldout_set(results)
+        if scored_seed != int(heldout_seed):
             results = None
         elif scored_on != config.heldout_identities:
             log(

@@ -671,9 +671,10 @@ def rescore(config, log=print):
     results["report"] = {**report.to_dict(), "mask_score": results["report"].get("mask_score")}
     if config.dataset == "synthetic" and config.heldout_seed is not None:
         before = results.get("unseen", {})
-        same_set = before.get("dataset_seed") == config.heldout_seed and before.get(
-            "identities", results["config"].get("synthetic_identities")
-        ) == int(config.heldout_identities)
+        same_set = scored_heldout_set(results) == (
+            config.heldout_seed,
+            int(config.heldout_identities),
+        )
         # Mask scores do not depend on the distance, but they do on the held-out set.
         unseen, heldout = _evaluate_unseen(model, config, eval_kwargs, masks=not same_set)
         kept_masks = before.get("mask_score") if same_set else None
@@ -690,6 +691,15 @@ def rescore(config, log=print):
         + _one_line(results["final"])
     )
     return results
+
+
+def scored_heldout_set(results):
+    """`(seed, identities)` of the held-out synthetic set a finished run's `results.json`
+    was scored on (`(None, None)` if none). Runs scored before the held-out size was recorded
+    used a set as large as their training set."""
+    unseen = results.get("unseen", {})
+    trained = results.get("config", {}).get("synthetic_identities")
+    return unseen.get("dataset_seed"), unseen.get("identities", trained)
 
 
 def _evaluate_unseen(model, config, eval_kwargs, masks=True):
