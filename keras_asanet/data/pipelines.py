@@ -223,12 +223,19 @@ class TrainClipDataset(keras.utils.PyDataset):
             raise IndexError(f"batch {index} out of range (0..{len(self._batches) - 1}).")
         key = (self.sampler.epoch, int(index))
         ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead[0] == key:
-            batch = ahead[1].result()  # re-raises the build's error (e.g. a FrameError)
-        else:
-            if ahead is not None:
-                ahead[1].cancel()  # built for another position: not used
-            batch = self._build(*key, self._batches)
+        try:
+            if ahead is not None and ahead[0] == key:
+                batch = ahead[1].result()  # re-raises the build's error (e.g. a FrameError)
+            else:
+                if ahead is not None:
+                    ahead[1].cancel()  # built for another position: not used
+                batch = self._build(*key, self._batches)
+        except FrameError as err:
+            # Recorded here, where the batch it belongs to is asked for, not in the build
+            # (which may run ahead in another thread): a batch built ahead that fails must
+            # not mark the batch being trained on.
+            self.frame_error = err
+            raise
         if self.prefetch and index + 1 < len(self._batches):
             if self._prefetcher is None:
                 from concurrent.futures import ThreadPoolExecutor
@@ -262,19 +269,15 @@ class TrainClipDataset(keras.utils.PyDataset):
             else:
                 clips[b] = read_clip(paths, self.image_size, np.uint8)
 
-        try:
-            if self.decode_workers > 1:
-                if self._pool is None:
-                    from concurrent.futures import ThreadPoolExecutor
+        if self.decode_workers > 1:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
 
-                    self._pool = ThreadPoolExecutor(self.decode_workers)
-                list(self._pool.map(load, range(len(plans))))  # re-raises the first error
-            else:
-                for b in range(len(plans)):
-                    load(b)
-        except FrameError as err:
-            self.frame_error = err
-            raise
+                self._pool = ThreadPoolExecutor(self.decode_workers)
+            list(self._pool.map(load, range(len(plans))))  # re-raises the first error
+        else:
+            for b in range(len(plans)):
+                load(b)
         check_clip_batch(clips, owner=self, where=f"TrainClipDataset batch {index}")
         return clips, {k: v[indices] for k, v in self._targets.items()}
 

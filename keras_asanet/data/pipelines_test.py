@@ -206,6 +206,8 @@ class PipelinesTest(TestCase):
             with open(frame, "wb") as f:
                 f.write(b"not an image")
         data[0]  # batch 1 is built (and fails) in the background meanwhile
+        # Wait until it has failed: the batch being trained on must still not be marked.
+        self.assertIsInstance(data._ahead[1].exception(timeout=60), ValueError)
         self.assertIsNone(data.frame_error)
         with self.assertRaisesRegex(ValueError, os.path.basename(mars.train[victim].frames[0])):
             data[1]
