@@ -93,6 +93,33 @@ class AblationTableTest(TestCase):
         with self.assertRaisesRegex(FileNotFoundError, "results JSON written by"):
             ablation.recorded_measures(os.path.join(tmp, "absent.json"))
 
+    def test_rows_train_on_the_recipe_they_were_measured_with(self):
+        from keras_asanet.training.runner import RunConfig
+
+        base = RunConfig()  # today's main job: 600 identities, decay 1e-2, heads spared
+        early = ablation.row_config("+pmi (ASANet-a)", 1, base, "out", 1000)
+        self.assertEqual(
+            (early.synthetic_identities, early.weight_decay, early.attribute_head_decay),
+            (300, 5e-4, True),
+        )
+        self.assertEqual((early.seed, early.dataset_seed, early.color_jitter), (1, 1, 0.0))
+        wider = ablation.row_config(
+            "ASANet-a, colour jitter 0.4, 600 identities, weight decay 5e-3", 0, base, "out", 1000
+        )
+        self.assertEqual(
+            (wider.synthetic_identities, wider.weight_decay, wider.attribute_head_decay),
+            (600, 5e-3, True),
+        )
+        strong = ablation.row_config(
+            "ASANet-a, colour jitter 0.4, 600 identities, weight decay 1e-2, heads undecayed, "
+            "lambda_BCE 15", 0, base, "out", 1000,
+        )  # fmt: skip
+        self.assertEqual(
+            (strong.synthetic_identities, strong.weight_decay, strong.attribute_head_decay),
+            (600, 1e-2, False),
+        )
+        self.assertEqual(strong.model_overrides, {"bce_weight": 15.0})
+
     def test_heldout_seed_must_not_be_trained_on(self):
         with self.assertRaisesRegex(ValueError, "held-out seed 1"):
             ablation.run_ablation(["no_attributes"], [0, 1], None, self.get_temp_dir(), 1)
