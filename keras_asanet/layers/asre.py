@@ -12,6 +12,9 @@ from keras_asanet.layers.validation import (
     standardize_data_format,
 )
 
+#: The readings of Eq. 8's softmax axis (see `ASRE`'s `softmax_over`).
+SOFTMAX_AXES = ("attribute_positions", "identity_positions")
+
 
 @keras.saving.register_keras_serializable(package="keras_asanet")
 class ASRE(keras.layers.Layer):
@@ -44,6 +47,14 @@ class ASRE(keras.layers.Layer):
         mask_activation: activation of the mask convolution. Default None (linear, as the
             paper); e.g. `"sigmoid"` keeps the mask in (0, 1).
         alpha: float, the initial value of the trainable scale `alpha`. Default 1.0.
+        softmax_over: the axis of Eq. 8's softmax, which the paper leaves unsaid.
+            `"attribute_positions"` (default): each identity position's weights over the
+            attribute positions sum to 1, so `X_V` at a position is an average of `V` and
+            the mask varies in space only as far as the queries differ (measured on the
+            synthetic main job: the mask ends up constant within a frame).
+            `"identity_positions"`: each attribute position spreads a unit of response over
+            the identity positions (Fig. 4's "response value of the attribute on each pixel
+            of the identity feature map"), so positions that respond more receive more.
         return_mask: if True the layer returns `(enhanced, mask)`. Default False.
         momentum: BatchNormalization momentum (Keras convention). Default 0.9 (PyTorch's 0.1).
         epsilon: BatchNormalization epsilon. Default 1e-5.
@@ -97,6 +108,7 @@ class ASRE(keras.layers.Layer):
         value_dim=None,
         mask_activation=None,
         alpha=1.0,
+        softmax_over="attribute_positions",
         return_mask=False,
         momentum=0.9,
         epsilon=1e-5,
@@ -111,6 +123,12 @@ class ASRE(keras.layers.Layer):
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
             raise ValueError(f"`alpha` must be a real number; received alpha={alpha!r}.")
         self.initial_alpha = float(alpha)
+        if softmax_over not in SOFTMAX_AXES:
+            raise ValueError(
+                f"`softmax_over` must be one of {SOFTMAX_AXES}; received "
+                f"softmax_over={softmax_over!r}."
+            )
+        self.softmax_over = softmax_over
         self.return_mask = bool(return_mask)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
@@ -223,12 +241,13 @@ class ASRE(keras.layers.Layer):
         key = ops.reshape(key, (-1, positions, ops.shape(key)[-1]))
         value = ops.reshape(value, (-1, positions, ops.shape(value)[-1]))
 
-        # Eq. 8 in float32: rows = identity positions, softmax over the attribute positions.
+        # Eq. 8 in float32: rows = identity positions, columns = attribute positions.
         scale = 1.0 / math.sqrt(self._resolved_key_dim)
         logits = ops.matmul(
             ops.cast(query, "float32"), ops.transpose(ops.cast(key, "float32"), (0, 2, 1))
         )
-        attention = ops.softmax(logits * scale, axis=-1)
+        axis = -1 if self.softmax_over == "attribute_positions" else -2
+        attention = ops.softmax(logits * scale, axis=axis)
         # Eq. 9: X_V = reshape(A V), M = conv1x1(BN(X_V)).
         attended = ops.matmul(attention, ops.cast(value, "float32"))
         attended = ops.cast(attended, self.compute_dtype)
@@ -263,6 +282,7 @@ class ASRE(keras.layers.Layer):
                 "value_dim": self.value_dim,
                 "mask_activation": keras.activations.serialize(self.mask_activation),
                 "alpha": self.initial_alpha,
+                "softmax_over": self.softmax_over,
                 "return_mask": self.return_mask,
                 "momentum": self.momentum,
                 "epsilon": self.epsilon,

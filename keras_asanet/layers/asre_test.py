@@ -21,10 +21,10 @@ def numpy_nest(x):
     return np.asarray(ops.convert_to_numpy(x))
 
 
-def softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
+def softmax(z, axis=-1):
+    z = z - z.max(axis=axis, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def asre_oracle(layer, x_i, x_a, training=False, mask_activation=lambda m: m):
@@ -43,7 +43,8 @@ def asre_oracle(layer, x_i, x_a, training=False, mask_activation=lambda m: m):
     k = np.maximum(conv1x1(x_a, layer.key_conv), 0.0).reshape(b, h * w, -1)
     v = conv1x1(x_a, layer.value_conv).reshape(b, h * w, -1)
     d_k = q.shape[-1]
-    attention = softmax(q @ k.transpose(0, 2, 1) / np.sqrt(d_k))  # (B, HW_I, HW_A)
+    axis = -1 if layer.softmax_over == "attribute_positions" else -2
+    attention = softmax(q @ k.transpose(0, 2, 1) / np.sqrt(d_k), axis)  # (B, HW_I, HW_A)
     x_v = (attention @ v).reshape(b, h, w, -1)
     bn = layer.batch_norm
     if training:
@@ -133,6 +134,23 @@ class ASRETest(TestCase):
         self.assertAllClose(mask, expected_mask, atol=1e-5, rtol=1e-5)
         # Sanity of the oracle itself: each identity position's attention sums to one.
         np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-12)
+
+    def test_numpy_oracle_softmax_over_identity_positions(self):
+        layer = ASRE(return_mask=True, key_dim=3, softmax_over="identity_positions")
+        layer([self.x_i, self.x_a])
+        randomize(layer, seed=2)
+        enhanced, mask = layer([self.x_i, self.x_a], training=False)
+        expected_enhanced, expected_mask, attention = asre_oracle(layer, self.x_i, self.x_a)
+        self.assertAllClose(enhanced, expected_enhanced, atol=1e-5, rtol=1e-5)
+        self.assertAllClose(mask, expected_mask, atol=1e-5, rtol=1e-5)
+        # Each attribute position's response over the identity positions sums to one.
+        np.testing.assert_allclose(attention.sum(-2), 1.0, atol=1e-12)
+        # The other reading computes another mask from the same weights.
+        other = ASRE.from_config({**layer.get_config(), "softmax_over": "attribute_positions"})
+        other([self.x_i, self.x_a])
+        other.set_weights(layer.get_weights())
+        self.assertGreater(np.abs(to_np(other([self.x_i, self.x_a])[1]) - to_np(mask)).max(), 1e-4)
+        self.assertEqual(layer.get_config()["softmax_over"], "identity_positions")
 
     def test_numpy_oracle_training_mode_and_sigmoid(self):
         layer = ASRE(return_mask=True, mask_activation="sigmoid")
@@ -261,5 +279,7 @@ class ASRETest(TestCase):
             ASRE(value_dim=-1)
         with self.assertRaisesRegex(ValueError, "alpha='one'"):
             ASRE(alpha="one")
+        with self.assertRaisesRegex(ValueError, "softmax_over='rows'"):
+            ASRE(softmax_over="rows")
         with self.assertRaisesRegex(ValueError, "data_format"):
             ASRE(data_format="NHWC")

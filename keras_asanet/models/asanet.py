@@ -11,7 +11,7 @@ from keras import ops
 
 from keras_asanet.backbones.agw_resnet import AGWResNet
 from keras_asanet.data.attributes import AttributeSchema
-from keras_asanet.layers.asre import ASRE
+from keras_asanet.layers.asre import ASRE, SOFTMAX_AXES
 from keras_asanet.layers.attribute_head import AttributeHead
 from keras_asanet.layers.attribute_residual_branch import AttributeResidualBranch
 from keras_asanet.layers.bn_neck import BNNeck
@@ -96,6 +96,8 @@ class ASANet(keras.Model):
             signed map; see docs/results.md). The attribute maps are post-ReLU and keep GeM.
         asre_mask_activation: activation of both ASRE masks: `None` (linear, the paper's,
             default) or e.g. `"sigmoid"` (a mask in (0, 1); see `ASRE`).
+        asre_softmax_over: the axis of both ASREs' attention softmax (Eq. 8 does not say):
+            `"attribute_positions"` (default) or `"identity_positions"`; see `ASRE`.
         ir_attr_temporal: temporal pooling of the ID-irrelevant attribute map: `"mean"` (the
             paper's `F_TP`, default) or `"mean_std"` (the mean and the standard deviation
             over the frames, so the motion attributes, which are defined by change across
@@ -154,6 +156,7 @@ class ASANet(keras.Model):
         pmi=True,
         identity_pooling="avg",
         asre_mask_activation=None,
+        asre_softmax_over="attribute_positions",
         ir_attr_temporal="mean",
         eval_feature="bn",
         center_loss_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["center_loss_weight"],
@@ -209,6 +212,11 @@ class ASANet(keras.Model):
                 f"ir_attr_temporal must be one of {TEMPORAL_MODES}, got {ir_attr_temporal!r}."
             )
         self.ir_attr_temporal = ir_attr_temporal
+        if asre_softmax_over not in SOFTMAX_AXES:
+            raise ValueError(
+                f"asre_softmax_over must be one of {SOFTMAX_AXES}, got {asre_softmax_over!r}."
+            )
+        self.asre_softmax_over = asre_softmax_over
         self.asre_mask_activation = (
             keras.activations.serialize(keras.activations.get(asre_mask_activation))
             if asre_mask_activation is not None
@@ -291,6 +299,7 @@ class ASANet(keras.Model):
             return ASRE(
                 return_mask=True,
                 mask_activation=self.asre_mask_activation,
+                softmax_over=self.asre_softmax_over,
                 data_format=CHANNELS_LAST,
                 dtype=dtype,
                 name=name,
@@ -643,6 +652,7 @@ class ASANet(keras.Model):
                 "pmi": self.pmi,
                 "identity_pooling": self.identity_pooling,
                 "asre_mask_activation": self.asre_mask_activation,
+                "asre_softmax_over": self.asre_softmax_over,
                 "ir_attr_temporal": self.ir_attr_temporal,
                 "eval_feature": self.eval_feature,
                 "center_loss_weight": self.center_loss_weight,

@@ -363,6 +363,18 @@ class ASANetTest(TestCase):
         self.assertIs(revived.ir_asre.mask_activation, keras.activations.sigmoid)
         self.assertIsNone(tiny_model().get_config()["asre_mask_activation"])  # the paper's
 
+    def test_asre_softmax_over_reaches_both_asres_and_the_config(self):
+        model = tiny_model(asre_softmax_over="identity_positions")
+        _, masks = model(_clips(), return_masks=True)
+        self.assertEqual(tuple(masks["re_mask"].shape)[:2], (4, 2))
+        self.assertEqual(model.re_asre.softmax_over, "identity_positions")
+        self.assertEqual(model.ir_asre.softmax_over, "identity_positions")
+        revived = ASANet.from_config(model.get_config())
+        self.assertEqual(revived.ir_asre.softmax_over, "identity_positions")
+        self.assertEqual(tiny_model().re_asre.softmax_over, "attribute_positions")
+        with self.assertRaisesRegex(ValueError, "asre_softmax_over must be one of"):
+            tiny_model(asre_softmax_over="rows")
+
     def test_ir_attr_temporal_mean_std_doubles_f_ir_attr_and_trains(self):
         model = tiny_model(ir_attr_temporal="mean_std", fusion="b")
         x = _clips()
