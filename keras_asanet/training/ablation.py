@@ -161,6 +161,19 @@ ABLATION_ROWS = {
         },
         {"bce_weight": 15.0},
     ),
+    "ASANet-a, colour jitter 0.4, 600 identities, weight decay 1e-2, heads undecayed, "
+    "lambda_BCE 15, softmax over identity positions": (
+        "that run with both ASREs' attention softmax over the identity positions "
+        '(`asre_softmax_over="identity_positions"`): under the default axis the masks are '
+        "constant within a frame",
+        {
+            "color_jitter": 0.4,
+            "synthetic_identities": 600,
+            "weight_decay": 1e-2,
+            "attribute_head_decay": False,
+        },
+        {"bce_weight": 15.0, "asre_softmax_over": "identity_positions"},
+    ),
 }
 
 
