@@ -209,6 +209,20 @@ def add_run_arguments(p, ablation=False):
         "(default, wins the ablation in docs/results.md), printed = 1.5 / 0.0005",
     )
     p.add_argument(
+        "--bce-weight",
+        type=float,
+        default=None,
+        help="lambda_BCE, overriding the --loss-weights reading's (default: 15 on synthetic, "
+        "see docs/results.md; the reading's on MARS / Duke)",
+    )
+    p.add_argument(
+        "--asre-softmax-over",
+        choices=("attribute_positions", "identity_positions"),
+        default=None,
+        help="the axis of ASRE's attention softmax, Eq. 8 (default: identity_positions on "
+        "synthetic, see docs/results.md; attribute_positions on MARS / Duke)",
+    )
+    p.add_argument(
         "--identity-pooling",
         choices=("avg", "gem"),
         default=None,
@@ -388,8 +402,13 @@ def config_from_args(args):
         "color_jitter": args.color_jitter,
         "weight_decay": args.weight_decay,
         "attribute_head_decay": args.attribute_head_decay,
+        "bce_weight": args.bce_weight,
+        "asre_softmax_over": args.asre_softmax_over,
     }
     settings = dataset_defaults(args.dataset)
+    if args.loss_weights != "swapped":
+        # A typed reading means its own lambda_BCE, not the synthetic recipe's 15.
+        settings["bce_weight"] = None
     settings.update({k: v for k, v in given.items() if v is not None})
     if args.workers is not None:
         settings["workers"] = args.workers

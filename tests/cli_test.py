@@ -3,6 +3,7 @@ Keras is imported (the module loads without importing it), and bad values are re
 
 import argparse
 import contextlib
+import dataclasses
 import importlib.util
 import inspect
 import io
@@ -96,6 +97,42 @@ class CliTest(TestCase):
         flags = ["--weight-decay", "0.02", "--no-attribute-head-decay"]
         config = cli.config_from_args(self.fit.parse_args(flags))
         self.assertEqual((config.weight_decay, config.attribute_head_decay), (0.02, False))
+
+    def test_attribute_weight_and_asre_axis_defaults_are_the_datasets(self):
+        from keras_asanet.training.runner import RunConfig, build_model
+
+        synthetic = cli.config_from_args(self.fit.parse_args([]))
+        self.assertEqual(
+            (synthetic.bce_weight, synthetic.asre_softmax_over), (15.0, "identity_positions")
+        )
+        self.assertEqual(synthetic.bce_weight, RunConfig.bce_weight)
+        mars = cli.config_from_args(self.fit.parse_args(["--dataset", "mars", "--root", "/x"]))
+        self.assertEqual((mars.bce_weight, mars.asre_softmax_over), (None, "attribute_positions"))
+        # A typed reading keeps its own lambda_BCE; a typed --bce-weight wins over both.
+        printed = cli.config_from_args(self.fit.parse_args(["--loss-weights", "printed"]))
+        self.assertIsNone(printed.bce_weight)
+        flags = ["--loss-weights", "printed", "--bce-weight", "3", "--asre-softmax-over",
+                 "attribute_positions"]  # fmt: skip
+        typed = cli.config_from_args(self.fit.parse_args(flags))
+        self.assertEqual((typed.bce_weight, typed.asre_softmax_over), (3.0, "attribute_positions"))
+
+        class TinyDataset:
+            num_train_pids = 4
+            attribute_schema = "mars"
+
+        for config, expected in (
+            (synthetic, (0.0005, 15.0, "identity_positions")),
+            (printed, (1.5, 0.0005, "identity_positions")),
+            (mars, (0.0005, 1.5, "attribute_positions")),
+        ):
+            config = dataclasses.replace(config, preset="asanet_tiny", image_size=(32, 16))
+            model = build_model(config, TinyDataset())
+            axes = {
+                layer.softmax_over
+                for layer in model._flatten_layers()
+                if hasattr(layer, "softmax_over")
+            }
+            self.assertEqual((model.center_loss_weight, model.bce_weight, *axes), expected)
 
     def test_unseen_synthetic_seed_is_the_training_runs_heldout_seed(self):
         from keras_asanet.evaluation.unseen_synthetic import unseen_synthetic

@@ -6,6 +6,7 @@ import pytest
 
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.training.runner import (
+    LEGACY_SETTINGS,
     RunConfig,
     UsageError,
     check_resume_settings,
@@ -85,6 +86,25 @@ class ResumeSettingsTest(TestCase):
         with self.assertRaisesRegex(UsageError, "preset: saved 'asanet_tiny'"):
             check_resume_settings(other, self.ckpt_dir)
 
+    def test_a_run_saved_before_a_setting_existed_resumes_with_what_it_trained_with(self):
+        # Checkpoints written before `bce_weight` / `asre_softmax_over` were run settings
+        # trained with the loss-weight reading's lambda_BCE and the attribute-positions
+        # softmax: a plain --resume keeps those, not today's synthetic defaults.
+        legacy = self.saved.to_dict()
+        for key in LEGACY_SETTINGS:
+            del legacy[key]
+        with open(os.path.join(self.ckpt_dir, "ckpt-000002", "state.json"), "w") as f:
+            json.dump({"epoch": 2, "run_config": legacy}, f)
+        typed = RunConfig(output=self.output, resume=True)
+        self.assertEqual((typed.bce_weight, typed.asre_softmax_over), (15.0, "identity_positions"))
+        resumed = with_saved_settings(typed, explicit=set())
+        self.assertEqual(
+            (resumed.bce_weight, resumed.asre_softmax_over), (None, "attribute_positions")
+        )
+        self.assertEqual(check_resume_settings(resumed, self.ckpt_dir), [])
+        with self.assertRaisesRegex(UsageError, "bce_weight: saved None, new 15.0"):
+            check_resume_settings(typed, self.ckpt_dir)
+
     def test_train_refuses_before_building_anything(self):
         # Not a dump of mismatching layers from the weights file: the settings, named.
         with self.assertRaisesRegex(UsageError, "preset: saved 'asanet_tiny', new 'asanet_a'"):
@@ -115,5 +135,9 @@ class SyntheticSizesTest(TestCase):
             with self.assertRaisesRegex(UsageError, f"{flag} must be >= 8.*got 6"):
                 RunConfig(**{field: 6}).validate()
         RunConfig(synthetic_identities=8, heldout_identities=8).validate()
+        with self.assertRaisesRegex(UsageError, "--bce-weight must be a finite number >= 0"):
+            RunConfig(bce_weight=-1.0).validate()
+        with self.assertRaisesRegex(UsageError, "Unknown --asre-softmax-over 'rows'"):
+            RunConfig(asre_softmax_over="rows").validate()
         # Only the synthetic dataset has these sizes.
         RunConfig(dataset="mars", root=self.get_temp_dir(), heldout_identities=6).validate()
