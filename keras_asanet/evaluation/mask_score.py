@@ -147,6 +147,28 @@ def best_top_k_iou(region, top_k=0.2):
         return np.where(n == 0, np.nan, np.minimum(n, k) / np.maximum(n, k))
 
 
+def flat_fraction(maps, tolerance=0.01):
+    """The fraction of maps that are flat: constant within the map up to `tolerance` times
+    the spread of all the maps' values (or up to float noise).
+
+    Why: the top-k positions of a flat mask are chosen by tie order, not by the mask, so its
+    IoU says nothing about localisation. A query or key convolution that collapsed to zero
+    makes ASRE's attention uniform and every mask flat.
+
+    Args:
+        maps: `(N, h, w)` masks.
+        tolerance: a map is flat when its range is at most this fraction of the standard
+            deviation of all `N * h * w` values.
+
+    Returns:
+        float in [0, 1].
+    """
+    maps = np.asarray(maps, np.float64)
+    spread = maps.max(axis=(-2, -1)) - maps.min(axis=(-2, -1))
+    noise = 1e-6 * max(1.0, float(np.abs(maps).mean()))
+    return float(np.mean(spread <= max(float(tolerance) * float(maps.std()), noise)))
+
+
 # ------------------------------------------------------------------------------ the score
 
 
@@ -171,6 +193,8 @@ class MaskScore:
         top_k: the fraction of positions kept.
         image_size: `(height, width)` the frames were resized to.
         threshold: the cell-coverage fraction at which a cell counts as the region.
+        re_flat, ir_flat: the fraction of the scored frames in which that mask is flat
+            (`flat_fraction`), whose IoU is then the tie order's; `None` without the mask.
     """
 
     re_iou: float | None
@@ -185,6 +209,8 @@ class MaskScore:
     top_k: float
     image_size: tuple
     threshold: float = 0.5
+    re_flat: float | None = None
+    ir_flat: float | None = None
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -198,8 +224,18 @@ class MaskScore:
         return (
             f"mask IoU with the person (top {100 * self.top_k:g}% of {h}x{w}, "
             f"{self.num_frames} frames): re {_fmt(self.re_iou)}  ir {_fmt(self.ir_iou)}  "
-            f"centre prior {self.centre_iou:.3f}  (best {self.best_iou:.3f})"
+            f"centre prior {self.centre_iou:.3f}  (best {self.best_iou:.3f})" + self._flat_note()
         )
+
+    def _flat_note(self):
+        flat = [
+            f"{name} {100 * value:.0f}%"
+            for name, value in (("re", self.re_flat), ("ir", self.ir_flat))
+            if value
+        ]
+        if not flat:
+            return ""
+        return f"; flat masks (IoU by tie order): {', '.join(flat)} of frames"
 
     def __str__(self) -> str:
         h, w = self.grid
@@ -210,6 +246,11 @@ class MaskScore:
             f"  re-mask {_fmt(self.re_iou)}  ir-mask {_fmt(self.ir_iou)}  centre prior "
             f"{self.centre_iou:.3f}  (best possible {self.best_iou:.3f})",
         ]
+        if self._flat_note():
+            lines.append(
+                "  " + self._flat_note()[2:] + ": constant within the frame, so their top-k "
+                "positions are not the mask's choice"
+            )
         for name, r in self.regions.items():
             if r["num_frames"]:
                 lines.append(
@@ -443,7 +484,12 @@ def mask_score(
             "num_frames": int(frames.sum()),
         }
 
-    person = score(region_cells(lambda lab: lab > 0))
+    def flat(key, frames):
+        return None if key not in masks else flat_fraction(masks[key][frames])
+
+    person_cells = region_cells(lambda lab: lab > 0)
+    person_frames = person_cells.any(axis=(1, 2))
+    person = score(person_cells)
     if not person["num_frames"]:
         raise ValueError(
             f"In none of the {len(labels)} frames does the person cover {threshold:.0%} of a "
@@ -465,6 +511,8 @@ def mask_score(
         top_k=float(top_k),
         image_size=tuple(image_size),
         threshold=float(threshold),
+        re_flat=flat("re_mask", person_frames),
+        ir_flat=flat("ir_mask", person_frames),
     )
 
 

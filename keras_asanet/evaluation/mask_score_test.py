@@ -12,6 +12,7 @@ from keras_asanet.evaluation.mask_score import (
     best_top_k_iou,
     cell_fractions,
     centre_prior,
+    flat_fraction,
     mask_score,
     top_k_iou,
     top_k_positions,
@@ -150,6 +151,40 @@ class MaskScoreTest(TestCase):
         top = np.stack([cell_fractions(lab == 2, (4, 2)) >= 0.5 for lab in labels])
         self.assertTrue(top.any())  # the fixture's query 0 shows its top: the check runs
         self.assertEqual(score.regions["top"]["num_frames"], int(top.any(axis=(1, 2)).sum()))
+
+    def test_flat_masks_are_counted(self):
+        maps = np.zeros((4, 3, 2))
+        maps[0] = [[0, 1], [2, 3], [4, 5]]
+        maps[1] = 7.0  # constant
+        maps[2] = 2.0 + 1e-9 * maps[0]  # constant up to float noise
+        maps[3] = maps[0] * 0.001  # a range of 0.005, under 1 % of the values' std (2.5)
+        self.assertAlmostEqual(flat_fraction(maps), 0.75)
+        self.assertAlmostEqual(flat_fraction(maps[:2]), 0.5)
+        self.assertAlmostEqual(flat_fraction(maps[:2], tolerance=0.0), 0.5)
+
+    def test_a_collapsed_attention_is_reported_flat(self):
+        """Zero query convolutions make ASRE's softmax uniform: every mask is constant within
+        its frame, and the score says so instead of passing the tie order off as a mask."""
+        from keras_asanet.models import ASANet
+
+        tracklets = self.dataset.query
+        live = mask_score(self.model, tracklets, seq_len=2, image_size=(64, 32))
+        self.assertLess(live.re_flat, 0.5)
+        self.assertLess(live.ir_flat, 0.5)
+        self.assertNotIn("flat masks", live.one_line())
+        model = ASANet.from_config(self.model.get_config())
+        model.build_for_input((None, 2, 64, 32, 3))
+        model.set_weights(self.model.get_weights())
+        for asre in (model.re_asre, model.ir_asre):
+            for variable in asre.query_conv.weights:
+                variable.assign(np.zeros(variable.shape, "float32"))
+        collapsed = mask_score(model, tracklets, seq_len=2, image_size=(64, 32))
+        self.assertEqual((collapsed.re_flat, collapsed.ir_flat), (1.0, 1.0))
+        self.assertIn(
+            "flat masks (IoU by tie order): re 100%, ir 100% of frames", collapsed.one_line()
+        )
+        self.assertIn("not the mask's choice", str(collapsed))
+        self.assertEqual(collapsed.to_dict()["re_flat"], 1.0)
 
     def test_max_tracklets_is_deterministic_and_spread(self):
         tracklets = self.dataset.gallery

@@ -140,6 +140,20 @@ def step_decay_schedule(learning_rate, decay_epochs, steps_per_epoch, factor=0.1
 #: (docs/results.md measures it).
 ATTRIBUTE_HEADS = r"(^|/)(re|ir)_attr_head/"
 
+#: `weight_decay_exclude` of the query and key convolutions of an `ASANet`'s two ASREs.
+#: Behind a ReLU, a query or key channel that goes negative everywhere gets no gradient, and
+#: a strong L2 term then shrinks the convolution to zero: the attention logits vanish, the
+#: softmax becomes uniform and the mask is constant within every frame (docs/results.md).
+ASRE_ATTENTION = r"(^|/)(re|ir)_asre/(query|key)_conv/"
+
+
+def decay_exclusions(*patterns):
+    """One `weight_decay_exclude` regex matching any of `patterns` (None ones skipped), or
+    None when there is none."""
+    kept = [p for p in patterns if p]
+    return "|".join(f"(?:{p})" for p in kept) if kept else None
+
+
 #: lambda_cent of an `ASANet` built with the default loss-weight reading ("swapped"), the
 #: default of `make_optimizer` so that `make_optimizer()` fits `ASANet(...)` as it comes
 #: (optimizers_test checks that they agree).

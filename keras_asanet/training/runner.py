@@ -86,6 +86,7 @@ class RunConfig:
     learning_rate: float = DATASET_DEFAULTS["synthetic"]["learning_rate"]
     weight_decay: float = DATASET_DEFAULTS["synthetic"]["weight_decay"]
     attribute_head_decay: bool = DATASET_DEFAULTS["synthetic"]["attribute_head_decay"]
+    asre_attention_decay: bool = True
     decay_epochs: tuple | None = None
     pmi: bool | None = None
     attributes: bool = True
@@ -226,6 +227,7 @@ RESUME_KEYS = (
     "learning_rate",
     "weight_decay",
     "attribute_head_decay",
+    "asre_attention_decay",
     "decay_epochs",
     "pmi",
     "attributes",
@@ -479,7 +481,9 @@ def _train(config, folder, log):
     from keras_asanet.training import callbacks as cb
     from keras_asanet.training.checkpoint import restore_latest
     from keras_asanet.training.optimizers import (
+        ASRE_ATTENTION,
         ATTRIBUTE_HEADS,
+        decay_exclusions,
         make_optimizer,
         step_decay_schedule,
     )
@@ -530,8 +534,12 @@ def _train(config, folder, log):
             learning_rate=schedule,
             weight_decay=config.weight_decay,
             center_loss_weight=model.center_loss_weight,
-            # Off: the attribute heads' few weights escape the L2 term (docs/results.md).
-            weight_decay_exclude=None if config.attribute_head_decay else ATTRIBUTE_HEADS,
+            # Off: the attribute heads' few weights, or ASRE's query / key convolutions,
+            # escape the L2 term (docs/results.md).
+            weight_decay_exclude=decay_exclusions(
+                None if config.attribute_head_decay else ATTRIBUTE_HEADS,
+                None if config.asre_attention_decay else ASRE_ATTENTION,
+            ),
         ),
         jit_compile=jit_compile_setting(config.jit_compile),
     )
