@@ -194,6 +194,13 @@ def add_run_arguments(p, ablation=False):
         "every weight; default: on for MARS / Duke, RunConfig's on synthetic)",
     )
     p.add_argument(
+        "--asre-attention-decay",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether ASRE's query / key convolutions get the weight decay too (default: "
+        "RunConfig's; without it a strong decay can collapse them, see docs/results.md)",
+    )
+    p.add_argument(
         "--decay-epochs",
         type=int,
         nargs="+",
@@ -402,6 +409,7 @@ def config_from_args(args):
         "color_jitter": args.color_jitter,
         "weight_decay": args.weight_decay,
         "attribute_head_decay": args.attribute_head_decay,
+        "asre_attention_decay": args.asre_attention_decay,
         "bce_weight": args.bce_weight,
         "asre_softmax_over": args.asre_softmax_over,
     }

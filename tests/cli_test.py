@@ -97,6 +97,19 @@ class CliTest(TestCase):
         flags = ["--weight-decay", "0.02", "--no-attribute-head-decay"]
         config = cli.config_from_args(self.fit.parse_args(flags))
         self.assertEqual((config.weight_decay, config.attribute_head_decay), (0.02, False))
+        # ASRE's query / key decay: the dataset's default unless typed, either way.
+        for dataset, extra in (("synthetic", []), ("mars", ["--root", "/data/MARS"])):
+            config = cli.config_from_args(self.fit.parse_args(["--dataset", dataset, *extra]))
+            self.assertEqual(
+                config.asre_attention_decay, dataset_defaults(dataset)["asre_attention_decay"]
+            )
+        self.assertTrue(dataset_defaults("mars")["asre_attention_decay"])
+        for flag, expected in (
+            ("--asre-attention-decay", True),
+            ("--no-asre-attention-decay", False),
+        ):
+            config = cli.config_from_args(self.fit.parse_args([flag]))
+            self.assertIs(config.asre_attention_decay, expected)
 
     def test_attribute_weight_and_asre_axis_defaults_are_the_datasets(self):
         from keras_asanet.training.runner import RunConfig, build_model

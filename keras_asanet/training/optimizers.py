@@ -151,7 +151,9 @@ def decay_exclusions(*patterns):
     """One `weight_decay_exclude` regex matching any of `patterns` (None ones skipped), or
     None when there is none."""
     kept = [p for p in patterns if p]
-    return "|".join(f"(?:{p})" for p in kept) if kept else None
+    if len(kept) <= 1:
+        return kept[0] if kept else None
+    return "|".join(f"(?:{p})" for p in kept)
 
 
 #: lambda_cent of an `ASANet` built with the default loss-weight reading ("swapped"), the

@@ -7,9 +7,11 @@ import numpy as np
 
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.training.optimizers import (
+    ASRE_ATTENTION,
     ATTRIBUTE_HEADS,
     MIN_KERAS_VERSION,
     CoupledWeightDecayAdam,
+    decay_exclusions,
     make_optimizer,
     step_decay_schedule,
 )
@@ -96,6 +98,32 @@ class OptimizersTest(TestCase):
         self.assertNotRegex("asanet_tiny/re_attr_branch/conv/kernel", ATTRIBUTE_HEADS)
         with self.assertRaisesRegex(ValueError, "regular expression"):
             CoupledWeightDecayAdam(weight_decay_exclude="(unclosed")
+
+    def test_asre_attention_pattern_and_exclusion_union_match_an_asanet_by_path(self):
+        from keras_asanet.models import ASANet
+
+        model = ASANet.from_preset("asanet_tiny", num_identities=4)
+        model.build_for_input((None, 2, 32, 16, 3))
+        paths = [v.path for v in model.trainable_weights]
+
+        def matched(pattern):
+            return {p for p in paths if re.search(pattern, p)}
+
+        expected = {
+            f"asanet_tiny/{branch}_asre/{conv}_conv/{weight}"
+            for branch in ("re", "ir")
+            for conv in ("query", "key")
+            for weight in ("kernel", "bias")
+        }
+        # Only the query / key convolutions: the value / mask convolutions and alpha still decay.
+        self.assertEqual(matched(ASRE_ATTENTION), expected)
+        heads = matched(ATTRIBUTE_HEADS)
+        self.assertTrue(heads)
+        both = decay_exclusions(ATTRIBUTE_HEADS, None, ASRE_ATTENTION)
+        self.assertEqual(matched(both), heads | expected)
+        # One pattern is passed on as it is; none gives None (nothing excluded).
+        self.assertEqual(decay_exclusions(None, ATTRIBUTE_HEADS), ATTRIBUTE_HEADS)
+        self.assertIsNone(decay_exclusions(None, None))
 
     def test_centers_get_sgd_scaled_by_lambda_and_network_gets_adam(self):
         model = _ToyModel()

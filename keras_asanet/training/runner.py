@@ -45,6 +45,7 @@ DATASET_DEFAULTS = {
         # Eq. 8's softmax over the identity positions: over the attribute positions (the
         # other reading) every mask is constant within a frame (docs/results.md).
         "asre_softmax_over": "identity_positions",
+        "asre_attention_decay": True,
     },
     "paper": {
         "preset": "asanet_b",
@@ -59,6 +60,7 @@ DATASET_DEFAULTS = {
         "attribute_head_decay": True,
         "bce_weight": None,
         "asre_softmax_over": "attribute_positions",
+        "asre_attention_decay": True,
     },
 }
 
@@ -86,7 +88,7 @@ class RunConfig:
     learning_rate: float = DATASET_DEFAULTS["synthetic"]["learning_rate"]
     weight_decay: float = DATASET_DEFAULTS["synthetic"]["weight_decay"]
     attribute_head_decay: bool = DATASET_DEFAULTS["synthetic"]["attribute_head_decay"]
-    asre_attention_decay: bool = True
+    asre_attention_decay: bool = DATASET_DEFAULTS["synthetic"]["asre_attention_decay"]
     decay_epochs: tuple | None = None
     pmi: bool | None = None
     attributes: bool = True
@@ -245,7 +247,11 @@ RESUME_KEYS = (
 
 #: What a setting was in runs whose saved `run_config` predates it: such a run resumes (and
 #: is compared) with the value it trained with, not with today's default.
-LEGACY_SETTINGS = {"bce_weight": None, "asre_softmax_over": "attribute_positions"}
+LEGACY_SETTINGS = {
+    "bce_weight": None,
+    "asre_softmax_over": "attribute_positions",
+    "asre_attention_decay": True,
+}
 
 
 def _plain(value):
