@@ -2,6 +2,7 @@
 runs, the generated block replaces only itself, and a tiny ablation runs end to end."""
 
 import contextlib
+import dataclasses
 import importlib.util
 import io
 import json
@@ -119,6 +120,14 @@ class AblationTableTest(TestCase):
             (600, 1e-2, False),
         )
         self.assertEqual(strong.model_overrides, {"bce_weight": 15.0})
+        # Settings that became defaults later are pinned to what the rows trained with, even
+        # under a base config that has them the other way.
+        other = dataclasses.replace(base, asre_attention_decay=False, bce_weight=3.0)
+        pinned = ablation.row_config("+pmi (ASANet-a)", 0, other, "out", 1000)
+        self.assertEqual(
+            (pinned.asre_attention_decay, pinned.bce_weight, pinned.asre_softmax_over),
+            (True, None, "attribute_positions"),
+        )
 
     def test_heldout_seed_must_not_be_trained_on(self):
         with self.assertRaisesRegex(ValueError, "held-out seed 1"):

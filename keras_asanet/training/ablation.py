@@ -33,6 +33,7 @@ MEASURED_RECIPE = {
     "attribute_head_decay": True,
     "bce_weight": None,
     "asre_softmax_over": "attribute_positions",
+    "asre_attention_decay": True,
 }
 
 #: The main job's recipe of session 8: 600 identities, decay 1e-2 sparing the heads (and,
