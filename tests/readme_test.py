@@ -117,6 +117,26 @@ class ReadmeTest(TestCase):
         m = re.search(r"weight decay ([\d.e-]+) on every weight but the attribute heads", FLAT)
         self.assertEqual(float(m.group(1)), synthetic["weight_decay"])
         self.assertFalse(synthetic["attribute_head_decay"])
+        m = re.search(r"an attribute loss weight lambda_BCE of ([\d.]+)", FLAT)
+        self.assertEqual(float(m.group(1)), synthetic["bce_weight"])
+        m = re.search(r"ASRE's attention softmax over the (\w+) positions", FLAT)
+        self.assertEqual(f"{m.group(1)}_positions", synthetic["asre_softmax_over"])
+        self.assertTrue(synthetic["asre_attention_decay"])
+        m = re.search(r"its configuration is the `([^`]+)` row", FLAT)
+        from keras_asanet.training.ablation import ABLATION_ROWS
+
+        self.assertIn(m.group(1), ABLATION_ROWS)
+        # ... and that row trains what the main job trains.
+        from keras_asanet.training.ablation import row_config
+
+        main = RunConfig()
+        row = row_config(m.group(1), 0, main, "out", RunConfig.heldout_seed)
+        for field in ("synthetic_identities", "weight_decay", "attribute_head_decay",
+                      "color_jitter", "random_erasing", "asre_attention_decay", "epochs",
+                      "preset", "image_size", "seq_len", "learning_rate"):  # fmt: skip
+            self.assertEqual(getattr(row, field), getattr(main, field), field)
+        self.assertEqual(row.model_overrides.get("bce_weight"), main.bce_weight)
+        self.assertEqual(row.model_overrides.get("asre_softmax_over"), main.asre_softmax_over)
         self.assertIn("without random erasing", FLAT)
         self.assertEqual(synthetic["random_erasing"], 0)
         m = re.search(r"the synthetic dataset of \*\*another seed \((\d+)\)", FLAT)

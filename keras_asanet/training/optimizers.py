@@ -148,8 +148,25 @@ ASRE_ATTENTION = r"(^|/)(re|ir)_asre/(query|key)_conv/"
 
 
 def decay_exclusions(*patterns):
-    """One `weight_decay_exclude` regex matching any of `patterns` (None ones skipped), or
-    None when there is none."""
+    """One `weight_decay_exclude` regex that matches any of `patterns`.
+
+    The runner spares several groups of weights from the decay (the attribute heads, and on
+    request ASRE's query / key convolutions); `CoupledWeightDecayAdam` takes one pattern.
+
+    Args:
+        *patterns: regular expressions searched in variable paths, or None (skipped).
+
+    Returns:
+        The only pattern given, unchanged; the alternation of several, each in a
+        non-capturing group; or None when every pattern is None (nothing is excluded).
+
+    Example:
+
+    ```python
+    exclude = decay_exclusions(ATTRIBUTE_HEADS, ASRE_ATTENTION)
+    optimizer = make_optimizer(weight_decay=1e-2, weight_decay_exclude=exclude)
+    ```
+    """
     kept = [p for p in patterns if p]
     if len(kept) <= 1:
         return kept[0] if kept else None
