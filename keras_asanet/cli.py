@@ -197,8 +197,8 @@ def add_run_arguments(p, ablation=False):
         "--asre-attention-decay",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="whether ASRE's query / key convolutions get the weight decay too (default: "
-        "RunConfig's; without it a strong decay can collapse them, see docs/results.md)",
+        help="whether ASRE's query / key convolutions get the weight decay too (default: on "
+        "for every dataset; a strong decay can collapse them, see docs/results.md)",
     )
     p.add_argument(
         "--decay-epochs",

@@ -122,13 +122,11 @@ class ReadmeTest(TestCase):
         m = re.search(r"ASRE's attention softmax over the (\w+) positions", FLAT)
         self.assertEqual(f"{m.group(1)}_positions", synthetic["asre_softmax_over"])
         self.assertTrue(synthetic["asre_attention_decay"])
-        m = re.search(r"its configuration is the `([^`]+)` row", FLAT)
-        from keras_asanet.training.ablation import ABLATION_ROWS
+        from keras_asanet.training.ablation import ABLATION_ROWS, row_config
 
+        m = re.search(r"its configuration is the `([^`]+)` row", FLAT)
         self.assertIn(m.group(1), ABLATION_ROWS)
         # ... and that row trains what the main job trains.
-        from keras_asanet.training.ablation import row_config
-
         main = RunConfig()
         row = row_config(m.group(1), 0, main, "out", RunConfig.heldout_seed)
         for field in ("synthetic_identities", "weight_decay", "attribute_head_decay",

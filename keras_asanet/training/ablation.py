@@ -23,17 +23,19 @@ import time
 
 import numpy as np
 
+from keras_asanet.training.runner import LEGACY_SETTINGS
+
 #: The main job's settings when the first rows were measured, under every row's overrides:
 #: a row trains as it did when its numbers were written, whatever the main job's defaults
 #: have become since (they moved to 600 identities and a weight decay of 1e-2 that spares
 #: the attribute heads; the rows measured on that recipe say so themselves).
+#: Settings added after the rows were measured take the values every run had before they
+#: existed (`LEGACY_SETTINGS`, the same values a resumed old run gets).
 MEASURED_RECIPE = {
     "synthetic_identities": 300,
     "weight_decay": 5e-4,
     "attribute_head_decay": True,
-    "bce_weight": None,
-    "asre_softmax_over": "attribute_positions",
-    "asre_attention_decay": True,
+    **LEGACY_SETTINGS,
 }
 
 #: The main job's recipe of session 8: 600 identities, decay 1e-2 sparing the heads (and,

@@ -168,8 +168,10 @@ def decay_exclusions(*patterns):
     ```
     """
     kept = [p for p in patterns if p]
-    if len(kept) <= 1:
-        return kept[0] if kept else None
+    if not kept:
+        return None
+    if len(kept) == 1:
+        return kept[0]
     return "|".join(f"(?:{p})" for p in kept)
 
 
