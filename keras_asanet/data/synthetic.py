@@ -31,6 +31,7 @@ from keras_asanet.data.attributes import MARS_SCHEMA, QUALITY_FLAGS
 #: Values of the `_mask.png` label maps. The person mask is `label > 0`.
 MASK_LABELS = {"background": 0, "body": 1, "top": 2, "bottom": 3, "hat": 4, "bag": 5}
 SYNTHETIC_VERSION = 2
+INFO_NAME = "synthetic_info.json"
 
 _TOP_RGB = {
     "black": (28, 28, 30),
@@ -170,9 +171,9 @@ def _tracklet_background(style, rng, image_size):
     lo, hi = style["clutter"]
     for _ in range(int(rng.integers(lo, hi + 1))):  # poles, windows, signs, parked things
         y0, x0 = int(rng.integers(0, h - 4)), int(rng.integers(0, w - 2))
-        bg[y0 : y0 + int(rng.integers(3, h // 2)), x0 : x0 + int(rng.integers(2, w // 3))] = (
-            rng.integers(0, 256, 3)
-        )
+        bg[
+            y0 : y0 + int(rng.integers(3, h // 2)), x0 : x0 + int(rng.integers(2, max(3, w // 3)))
+        ] = rng.integers(0, 256, 3)
     gain = style["gain"] * rng.uniform(0.85, 1.15) * style["tint"] * rng.uniform(0.93, 1.07, 3)
     return bg, gain.astype(np.float32)
 
@@ -581,22 +582,35 @@ def make_synthetic_mars(
         "num_cameras": int(num_cameras),
         "frames_per_tracklet": [lo, hi],
     }
-    info_path = os.path.join(root, "synthetic_info.json")
-    if not overwrite and os.path.isfile(info_path):
-        with open(info_path) as f:
-            existing = json.load(f)
-        if existing.get("params") == params and existing.get("complete"):
-            if verbose:
-                print(f"Reusing the synthetic dataset at {root}")
-            return existing
-    if os.path.exists(root):
-        if os.listdir(root) and not os.path.isfile(info_path):
-            raise FileExistsError(
-                f"{root!r} exists and is not a synthetic dataset made by keras_asanet; "
-                "choose an empty or new folder."
-            )
-        shutil.rmtree(root)
+    existing = _read_info(root)
+    if not overwrite and existing and existing.get("params") == params and existing.get("complete"):
+        if verbose:
+            print(f"Reusing the synthetic dataset at {root}")
+        return existing
+    if os.path.isdir(root) and os.listdir(root) and existing is None:
+        raise FileExistsError(
+            f"{root!r} exists and is not a synthetic dataset made by keras_asanet (it has no "
+            f"{INFO_NAME}); choose an empty or new folder."
+        )
+    _remove_stale_staging(root)
+    staging = _staging_folder(root)
+    try:
+        info = _write_dataset(staging, params, verbose)
+        return _publish(staging, root, params, overwrite, verbose) or info
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
+
+def _write_dataset(root, params, verbose):
+    """Renders and writes the whole dataset of `params` into the fresh folder `root`."""
+    h, w = params["image_size"]
+    lo, hi = params["frames_per_tracklet"]
+    num_identities, num_cameras, seed = (
+        params["num_identities"],
+        params["num_cameras"],
+        params["seed"],
+    )
+    info_path = os.path.join(root, INFO_NAME)
     train_pids, identities, tracks = _plan(
         int(num_identities), int(num_cameras), (lo, hi), int(seed), (h, w)
     )
@@ -660,9 +674,125 @@ def make_synthetic_mars(
     info = {"params": params, "counts": counts, "mask_labels": MASK_LABELS, "complete": True}
     with open(info_path, "w") as f:
         json.dump(info, f, indent=2)
-    if verbose:
-        print(f"Wrote a synthetic MARS-layout dataset to {root}: {counts}")
     return info
+
+
+# Everything `_write_dataset` writes at the top of a dataset folder: the only entries a
+# rebuild ever removes, so a user's own files beside them survive.
+LIBRARY_ENTRIES = ("bbox_train", "bbox_test", "info", "mars_attributes.csv", INFO_NAME)
+_STAGING_TAG = ".building-"
+
+
+def _read_info(root):
+    """The dataset's `synthetic_info.json`, or `None` when there is none (or it is unreadable,
+    e.g. cut short: then the folder is treated as a library build to redo)."""
+    path = os.path.join(root, INFO_NAME)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return {"complete": False}
+    return info if isinstance(info, dict) else {"complete": False}
+
+
+def _staging_folder(root):
+    """A fresh sibling of `root` the dataset is built in, named after this host and process so
+    that concurrent builds never share one and a dead build's folder can be recognised."""
+    import socket
+    import uuid
+
+    parent = os.path.dirname(root)
+    os.makedirs(parent, exist_ok=True)
+    tag = f"{_STAGING_TAG}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging = root + tag
+    os.makedirs(staging)
+    return staging
+
+
+def _remove_stale_staging(root):
+    """Removes the staging folders of builds of `root` killed on this host (their process is
+    gone); a live build's, or another host's, is left alone."""
+    import socket
+
+    parent, name = os.path.split(root)
+    if not os.path.isdir(parent):
+        return
+    prefix = f"{name}{_STAGING_TAG}{socket.gethostname()}-"
+    for entry in os.listdir(parent):
+        if not entry.startswith(prefix):
+            continue
+        pid_text = entry[len(prefix) :].split("-")[0]
+        if pid_text.isdigit() and not _process_alive(int(pid_text)):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
+def _process_alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _publish(staging, root, params, overwrite, verbose):
+    """Moves the finished build in `staging` to `root`.
+
+    A missing or empty `root` becomes the build in one rename, so no reader ever sees half a
+    dataset. When a concurrent build of the same parameters got there first, its dataset is
+    kept and returned. Otherwise `root` holds a library dataset of other parameters (or
+    `overwrite` was asked): its `LIBRARY_ENTRIES` are replaced, the info file first marked
+    incomplete and written back last, so a crash in between leaves a folder the next call
+    rebuilds; any other file in `root` stays.
+
+    Returns:
+        The info of the dataset now at `root` when it is not this build's, else `None`.
+    """
+    if os.path.isdir(root) and not os.listdir(root):
+        try:
+            os.rmdir(root)
+        except OSError:
+            pass
+    try:
+        os.rename(staging, root)
+    except OSError:
+        if not os.path.isdir(root):
+            raise
+    else:
+        _report(root, verbose)
+        return None
+    existing = _read_info(root)
+    if existing is None and os.listdir(root):
+        raise FileExistsError(
+            f"{root!r} was filled by something else than keras_asanet during the build (it "
+            f"has no {INFO_NAME}); choose an empty or new folder."
+        )
+    if not overwrite and existing and existing.get("params") == params and existing.get("complete"):
+        return existing  # a concurrent build of the same parameters finished first
+    info_path = os.path.join(root, INFO_NAME)
+    with open(info_path, "w") as f:
+        json.dump({"params": (existing or {}).get("params"), "complete": False}, f)
+    for entry in LIBRARY_ENTRIES[:-1]:
+        target = os.path.join(root, entry)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        elif os.path.exists(target):
+            os.remove(target)
+        os.replace(os.path.join(staging, entry), target)
+    os.replace(os.path.join(staging, INFO_NAME), info_path)
+    _report(root, verbose)
+    return None
+
+
+def _report(root, verbose):
+    if verbose:
+        info = _read_info(root) or {}
+        print(f"Wrote a synthetic MARS-layout dataset to {root}: {info.get('counts')}")
 
 
 def _write_attribute_csv(path, annotations):

@@ -146,3 +146,135 @@ class SyntheticMarsTest(TestCase):
         open(os.path.join(foreign, "precious.txt"), "w").close()
         with self.assertRaisesRegex(FileExistsError, "not a synthetic dataset"):
             make_synthetic_mars(foreign)
+
+
+class SyntheticBuildSafetyTest(TestCase):
+    """A build never deletes what the library did not write, survives being killed halfway and
+    runs side by side with another build of the same folder."""
+
+    SMALL = dict(num_identities=8, image_size=(16, 8), frames_per_tracklet=(2, 3))
+
+    def _listing(self, root):
+        return sorted(
+            os.path.relpath(os.path.join(d, f), root)
+            for d, _, files in os.walk(root)
+            for f in files
+        )
+
+    def test_other_parameters_rebuild_only_the_library_files(self):
+        root = os.path.join(self.get_temp_dir(), "data")
+        make_synthetic_mars(root, seed=1, **self.SMALL)
+        with open(os.path.join(root, "notes.txt"), "w") as f:
+            f.write("mine")
+        os.makedirs(os.path.join(root, "my_runs"))
+        open(os.path.join(root, "my_runs", "model.keras"), "w").close()
+        info = make_synthetic_mars(root, seed=2, **self.SMALL)
+        self.assertEqual(info["params"]["seed"], 2)
+        with open(os.path.join(root, "notes.txt")) as f:
+            self.assertEqual(f.read(), "mine")
+        self.assertTrue(os.path.isfile(os.path.join(root, "my_runs", "model.keras")))
+        fresh = os.path.join(self.get_temp_dir(), "fresh")
+        make_synthetic_mars(fresh, seed=2, **self.SMALL)
+        mine = {"notes.txt", "my_runs/model.keras"}
+        self.assertEqual(set(self._listing(root)) - mine, set(self._listing(fresh)))
+        self.assertEqual(len(Mars(root).train), len(Mars(fresh).train))
+
+    def test_a_build_killed_halfway_is_rebuilt(self):
+        parent = self.get_temp_dir()
+        root = os.path.join(parent, "data")
+        # A build that died while replacing an older dataset: the info says incomplete and
+        # only part of the files are there.
+        make_synthetic_mars(root, seed=1, **self.SMALL)
+        with open(os.path.join(root, "synthetic_info.json"), "w") as f:
+            json.dump({"params": None, "complete": False}, f)
+        import shutil
+
+        shutil.rmtree(os.path.join(root, "bbox_test"))
+        # ... and the staging folder a killed build left beside it (its process is gone).
+        import socket
+        import subprocess
+        import sys
+
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        stale = f"{root}.building-{socket.gethostname()}-{dead.stdout.strip()}-deadbeef"
+        os.makedirs(os.path.join(stale, "bbox_train"))
+        info = make_synthetic_mars(root, seed=1, **self.SMALL)
+        self.assertTrue(info["complete"])
+        self.assertFalse(os.path.exists(stale))
+        self.assertEqual(os.listdir(parent), ["data"])
+        self.assertGreater(len(Mars(root).query), 0)
+        # And the next call reuses it.
+        stamp = os.path.getmtime(os.path.join(root, "synthetic_info.json"))
+        make_synthetic_mars(root, seed=1, **self.SMALL)
+        self.assertEqual(os.path.getmtime(os.path.join(root, "synthetic_info.json")), stamp)
+
+    def test_an_unreadable_info_file_is_a_build_to_redo(self):
+        root = os.path.join(self.get_temp_dir(), "data")
+        make_synthetic_mars(root, seed=1, **self.SMALL)
+        with open(os.path.join(root, "synthetic_info.json"), "w") as f:
+            f.write('{"params": {"vers')  # cut short
+        info = make_synthetic_mars(root, seed=1, **self.SMALL)
+        self.assertTrue(info["complete"])
+        with open(os.path.join(root, "synthetic_info.json")) as f:
+            self.assertTrue(json.load(f)["complete"])
+
+    def test_concurrent_builds_of_one_folder_both_succeed(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        parent = self.get_temp_dir()
+        root = os.path.join(parent, "data")
+        with ThreadPoolExecutor(3) as pool:
+            infos = list(
+                pool.map(lambda _: make_synthetic_mars(root, seed=5, **self.SMALL), range(3))
+            )
+        self.assertTrue(all(i["complete"] for i in infos))
+        self.assertEqual({json.dumps(i["counts"]) for i in infos}, {json.dumps(infos[0]["counts"])})
+        self.assertEqual(os.listdir(parent), ["data"])  # no staging folder left
+        reference = os.path.join(self.get_temp_dir(), "reference")
+        make_synthetic_mars(reference, seed=5, **self.SMALL)
+        self.assertEqual(self._listing(root), self._listing(reference))
+        for name in self._listing(reference):
+            if name.endswith(".jpg"):
+                with (
+                    open(os.path.join(root, name), "rb") as a,
+                    open(os.path.join(reference, name), "rb") as b,
+                ):
+                    self.assertEqual(a.read(), b.read())
+
+    def test_a_build_process_killed_midway_leaves_nothing_half_built(self):
+        import signal
+        import subprocess
+        import sys
+        import time
+
+        parent = self.get_temp_dir()
+        root = os.path.join(parent, "data")
+        params = dict(num_identities=60, image_size=(32, 16), seed=7)
+        code = (
+            "import sys; from keras_asanet.data.synthetic import make_synthetic_mars; "
+            f"make_synthetic_mars(sys.argv[1], **{params!r})"
+        )
+        env = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "jax"))
+        process = subprocess.Popen([sys.executable, "-c", code, root], env=env)
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline and process.poll() is None:
+                staging = [e for e in os.listdir(parent) if ".building-" in e]
+                frames = staging and os.path.isdir(os.path.join(parent, staging[0], "bbox_train"))
+                if frames and os.listdir(os.path.join(parent, staging[0], "bbox_train")):
+                    break
+                time.sleep(0.05)
+            self.assertIsNone(process.poll(), "the build finished before it could be killed")
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.wait()
+        self.assertFalse(os.path.exists(root))  # readers never see half a dataset
+        info = make_synthetic_mars(root, **params)
+        self.assertTrue(info["complete"])
+        self.assertEqual(os.listdir(parent), ["data"])  # the dead build's folder is gone
+        self.assertEqual(len(Mars(root).train), info["counts"]["train_tracklets"])
