@@ -101,6 +101,12 @@ def _parser():
         default=64,
         help="test tracklets whose ASRE masks are scored on synthetic data (0: none)",
     )
+    p.add_argument(
+        "--feature-parts",
+        action="store_true",
+        help="also rank each part of an ASANet's test feature alone (identity features, "
+        "attribute feature): which part carries the ranking",
+    )
     p.add_argument("--output", default=None, help="write the results as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -206,6 +212,9 @@ def main(argv=None):
             )
 
     # An ASANet is asked for its output dict (feature and attribute logits).
+    if args.feature_parts and not is_asanet(model):
+        parser.error("--feature-parts needs an ASANet checkpoint (its feature's parts are known).")
+    extra = {"feature_parts": True} if args.feature_parts else {}
     evaluate = evaluate_asanet if is_asanet(model) else evaluate_model
     report = evaluate(
         model,
@@ -224,6 +233,7 @@ def main(argv=None):
         baseline=not args.no_baseline,
         # Unset: evaluate_model's own default.
         **({} if args.workers is None else {"num_workers": args.workers}),
+        **extra,
     )
     if reader_name == "synthetic" and args.mask_tracklets > 0:
         add_mask_score(

@@ -201,6 +201,7 @@ class EvaluateScriptRunTest(TestCase):
             results = json.load(f)
         self.assertGreater(results["ranking"]["num_valid_queries"], 0)
         self.assertIsNotNone(results["attributes"])
+        self.assertIsNone(results["feature_parts"])  # only with --feature-parts
         # The raw-pixels baseline on the same protocol, and the mask score (synthetic data).
         self.assertIn("raw-pixels baseline: mAP", out)
         self.assertEqual(results["baseline"]["name"], "mars/mixing")
@@ -218,7 +219,7 @@ class EvaluateScriptRunTest(TestCase):
         output = os.path.join(self.tmp, "results.json")
         code, out, err = self.run_main(
             self.save_model(self.num_train), "--no-baseline", "--mask-tracklets", "0",
-            "--no-breakdown", "--output", output,
+            "--no-breakdown", "--feature-parts", "--output", output,
         )  # fmt: skip
         self.assertEqual(code, 0, err)
         self.assertNotIn("raw-pixels baseline", out)
@@ -226,6 +227,12 @@ class EvaluateScriptRunTest(TestCase):
             results = json.load(f)
         self.assertIsNone(results["baseline"])
         self.assertIsNone(results["mask_score"])
+        # --feature-parts: the three identity features and the attribute feature alone.
+        self.assertIn("feature parts, each ranked alone: f_re_id [0:8] mAP", out)
+        parts = results["feature_parts"]
+        self.assertEqual(list(parts), ["f_re_id", "f_id", "f_ir_id", "f_re_attr"])
+        self.assertEqual(parts["f_re_attr"]["columns"], [24, 56])
+        self.assertEqual(parts["f_id"]["ranking"]["num_queries"], results["ranking"]["num_queries"])
 
     def test_synthetic_seed_at_the_training_size(self):
         """Builds the dataset of another seed; size and T come from the run's results.json

@@ -20,6 +20,11 @@ from keras_asanet.evaluation.feature_extraction import (
     clip_plan,
     extract_features,
 )
+from keras_asanet.evaluation.feature_parts import (
+    FeaturePartScores,
+    asanet_feature_parts,
+    score_feature_parts,
+)
 from keras_asanet.evaluation.mask_score import (
     MaskScore,
     cell_fractions,
@@ -50,9 +55,11 @@ __all__ = [
     "EvaluationProtocol",
     "EvaluationReport",
     "ExtractedFeatures",
+    "FeaturePartScores",
     "MaskScore",
     "QueryBreakdown",
     "RankingResult",
+    "asanet_feature_parts",
     "attribute_accuracy",
     "breakdown_by_query",
     "camera_pair_breakdown",
@@ -71,6 +78,7 @@ __all__ = [
     "mars_protocol",
     "mask_score",
     "pairwise_distance",
+    "score_feature_parts",
     "raw_pixel_baseline",
     "raw_pixel_features",
     "top_k_iou",

@@ -27,12 +27,15 @@ def is_asanet(model) -> bool:
     return isinstance(model, ASANet)
 
 
-def evaluate_asanet(model, dataset, **kwargs):
+def evaluate_asanet(model, dataset, feature_parts=False, **kwargs):
     """`evaluate_model` on an `ASANet`, with its attribute heads reported beside re-ID.
 
     Args:
         model: an `ASANet`; its output mode (`set_inference_outputs`) is left as it is.
         dataset: as for `evaluate_model`.
+        feature_parts: also rank each part of the test feature alone (the identity
+            features and the attribute feature, `asanet_feature_parts`): which part carries
+            the ranking.
         **kwargs: any other argument of `evaluate_model` (`setup`, `mode`, `seq_len`,
             `image_size`, `batch_size`, `num_workers`, `verbose`, ...).
 
@@ -43,6 +46,14 @@ def evaluate_asanet(model, dataset, **kwargs):
 
     >>> report = evaluate_asanet(model, Mars(root), seq_len=6)  # doctest: +SKIP
     """
+    from keras_asanet.evaluation.feature_parts import asanet_feature_parts
+
+    parts = asanet_feature_parts(model) if feature_parts else None
     return evaluate_model(
-        model, dataset, call_kwargs={"return_dict": True}, **ASANET_OUTPUT_KEYS, **kwargs
+        model,
+        dataset,
+        call_kwargs={"return_dict": True},
+        feature_parts=parts,
+        **ASANET_OUTPUT_KEYS,
+        **kwargs,
     )

@@ -99,3 +99,55 @@ class EvaluateASANetTest(TestCase):
         self.assertIsNone(add_mask_score(report, self.model, no_masks, seq_len=2))
         self.assertIsNone(report.mask_score)
         self.assertTrue(report.notes[-1].startswith("mask score not computed: "), report.notes)
+
+    def test_feature_parts_rank_each_part_of_the_test_feature(self):
+        from keras_asanet.evaluation import extract_features, get_protocol
+
+        report = evaluate_asanet(self.model, self.dataset, feature_parts=True, **SETTINGS)
+        parts = report.feature_parts.parts
+        self.assertEqual(
+            parts, {"f_re_id": (0, 8), "f_id": (8, 16), "f_ir_id": (16, 24), "f_re_attr": (24, 56)}
+        )
+        self.assertEqual(self.model.final_dim, 56)
+        self.assertIn("feature parts, each ranked alone: f_re_id [0:8] mAP", str(report))
+        self.assertIn("f_re_attr", report.to_dict()["feature_parts"])
+        # Oracle: the test feature extracted by itself, its attribute columns ranked alone.
+        protocol = get_protocol(self.dataset, "usual")
+        extracted = extract_features(
+            self.model,
+            protocol.tracklets,
+            mode="sampled",
+            seq_len=2,
+            image_size=(32, 16),
+            verbose=False,
+            call_kwargs={"return_dict": True},
+        )
+        expected = protocol.evaluate(
+            extracted.features["feature"][:, 24:56],
+            extracted.pids,
+            extracted.camids,
+            metric="cosine",
+        )
+        got = report.feature_parts.results["f_re_attr"]
+        self.assertAllClose(got.cmc, expected.cmc, atol=1e-6)
+        self.assertAllClose(got.mAP, expected.mAP, atol=1e-6)
+        self.assertIsNone(evaluate_asanet(self.model, self.dataset, **SETTINGS).feature_parts)
+
+    def test_feature_parts_follow_the_fusion(self):
+        from keras_asanet.evaluation import asanet_feature_parts
+
+        small = dict(
+            num_identities=4,
+            backbone={"block_counts": (1, 1, 1, 1), "width": 4, "non_local": (0, 0, 0, 0)},
+            attribute_branch_blocks=1,
+            branch_dim=8,
+        )
+        model = ASANet(fusion="b", identity_branches=("ir", "re"), **small)
+        self.assertEqual(
+            asanet_feature_parts(model),
+            {"f_re_id": (0, 8), "f_ir_id": (8, 16), "attribute_fc": (16, model.final_dim)},
+        )
+        model = ASANet(fuse_attribute_features=False, **small)
+        parts = asanet_feature_parts(model)
+        self.assertEqual(list(parts), ["f_re_id", "f_id", "f_ir_id"])
+        self.assertEqual(parts["f_ir_id"][1], model.final_dim)

@@ -12,6 +12,7 @@ from keras_asanet.cli import DEFAULT_METRIC
 from keras_asanet.evaluation.attribute_accuracy import attribute_accuracy
 from keras_asanet.evaluation.breakdown import breakdown_by_query, camera_pair_breakdown
 from keras_asanet.evaluation.feature_extraction import extract_features, resolve_image_size
+from keras_asanet.evaluation.feature_parts import score_feature_parts
 from keras_asanet.evaluation.protocols import get_protocol
 from keras_asanet.evaluation.ranking import DEFAULT_MAX_MEMORY
 from keras_asanet.evaluation.raw_pixels import DEFAULT_BASELINE_IMAGE_SIZE, raw_pixel_baseline
@@ -40,6 +41,8 @@ class EvaluationReport:
         mask_score: a `MaskScore` of the model's ASRE masks against ground-truth person
             masks (`keras_asanet.evaluation.mask_score`; set by the caller on data with label
             maps), or `None`.
+        feature_parts: a `FeaturePartScores` (each part of the feature ranked alone), or
+            `None` (`feature_parts` not asked for).
     """
 
     protocol: str
@@ -51,6 +54,7 @@ class EvaluationReport:
     notes: list = dataclasses.field(default_factory=list)
     baseline: object = None
     mask_score: object = None
+    feature_parts: object = None
 
     def baseline_line(self) -> str | None:
         """`raw-pixels baseline: mAP 12.3 rank-1 8.0 (model: mAP 34.7, 2.8x)`, or `None`."""
@@ -76,6 +80,7 @@ class EvaluationReport:
             "notes": list(self.notes),
             "baseline": None if self.baseline is None else self.baseline.to_dict(),
             "mask_score": None if self.mask_score is None else self.mask_score.to_dict(),
+            "feature_parts": (None if self.feature_parts is None else self.feature_parts.to_dict()),
         }
 
     def __str__(self) -> str:
@@ -84,6 +89,8 @@ class EvaluationReport:
             parts.append(self.baseline_line())
         if self.mask_score is not None:
             parts.append(str(self.mask_score))
+        if self.feature_parts is not None:
+            parts.append(str(self.feature_parts))
         if self.attributes is not None:
             parts.append(str(self.attributes))
         if self.query_breakdown is not None:
@@ -125,6 +132,7 @@ def evaluate_model(
     baseline=True,
     baseline_image_size=DEFAULT_BASELINE_IMAGE_SIZE,
     call_kwargs=None,
+    feature_parts=None,
 ) -> EvaluationReport:
     """Evaluates a model on a dataset's test split and returns the full report.
 
@@ -154,6 +162,9 @@ def evaluate_model(
         baseline_image_size: the baseline's frame size (default 16 x 8).
         call_kwargs: keyword arguments of every model call (see `extract_features`), e.g.
             `{"return_dict": True}` for an `ASANet`'s feature and attribute logits.
+        feature_parts: `{name: (start, stop)}` column ranges of the feature, each also
+            ranked alone (`keras_asanet.evaluation.feature_parts`; for an `ASANet`,
+            `evaluate_asanet(..., feature_parts=True)` finds them); default `None`: none.
 
     Returns:
         An `EvaluationReport`.
@@ -213,6 +224,17 @@ def evaluate_model(
         notes.append("attribute accuracy not computed: no test tracklet is annotated.")
     else:
         report.attributes = attribute_accuracy(schema, re_logits, ir_logits, protocol.tracklets)
+    if feature_parts:
+        report.feature_parts = score_feature_parts(
+            protocol,
+            features,
+            pids,
+            camids,
+            feature_parts,
+            metric=metric,
+            max_rank=max_rank,
+            max_memory=max_memory,
+        )
     if breakdown:
         report.query_breakdown = breakdown_by_query(result, protocol.query_tracklets, schema)
     if camera_pairs:
