@@ -112,6 +112,11 @@ class ASANet(keras.Model):
             cross-entropy over the annotated tracklets of the batch and over every attribute
             slot of both heads jointly (32 + 11 on MARS).
         label_smoothing: epsilon of the identity cross-entropy (0.1).
+        part_triplet_weight: weight of an extra WRT triplet term on each identity feature
+            by itself (`f_re_ID`, `f_ID`, `f_ir_ID`, their mean), tracked as `part_wrt`;
+            0 (default, the paper) adds nothing. Not in the paper: trained only beside the
+            attribute feature, the identity features barely transfer to new identities and
+            scenes (docs/results.md, "What carries the ranking").
         **kwargs: `keras.Model` arguments (`name`, `dtype`).
 
     Call arguments:
@@ -163,11 +168,17 @@ class ASANet(keras.Model):
         bce_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["bce_weight"],
         pmi_weight=0.005,
         label_smoothing=0.1,
+        part_triplet_weight=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         _check_arguments(
-            num_identities, label_smoothing, center_loss_weight, bce_weight, pmi_weight
+            num_identities,
+            label_smoothing,
+            center_loss_weight,
+            bce_weight,
+            pmi_weight,
+            part_triplet_weight,
         )
         if eval_feature not in ("bn", "raw"):
             raise ValueError(f"eval_feature must be 'bn' or 'raw', got {eval_feature!r}.")
@@ -196,6 +207,7 @@ class ASANet(keras.Model):
         self.bce_weight = float(bce_weight)
         self.initial_pmi_weight = float(pmi_weight)
         self.label_smoothing = float(label_smoothing)
+        self.part_triplet_weight = float(part_triplet_weight)
 
         if identity_pooling not in _IDENTITY_POOLING:
             raise ValueError(
@@ -358,6 +370,8 @@ class ASANet(keras.Model):
         self._trackers = {
             name: keras.metrics.Mean(name=name) for name in (*_LOSS_TERMS, "pmi_weight")
         }
+        if self.part_triplet_weight:
+            self._trackers["part_wrt"] = keras.metrics.Mean(name="part_wrt")
         self._trackers["id_acc"] = keras.metrics.SparseCategoricalAccuracy(name="id_acc")
         self._trackers["attr_acc"] = keras.metrics.Mean(name="attr_acc")
 
@@ -601,8 +615,12 @@ class ASANet(keras.Model):
             + self.bce_weight * terms["bce"]
             + (pmi_weight * terms["pmi"] if self.pmi else zero)
         )
-        for name in _LOSS_TERMS:
-            self._trackers[name].update_state(terms[name])
+        if self.part_triplet_weight:
+            terms["part_wrt"] = self._part_triplet(pids, out["f_final"])
+            total = total + self.part_triplet_weight * terms["part_wrt"]
+        for name in self._trackers:
+            if name in terms:
+                self._trackers[name].update_state(terms[name])
         self._trackers["pmi_weight"].update_state(pmi_weight)
         self._trackers["id_acc"].update_state(pids, out["id_logits"])
         if self.attribute_supervision:
@@ -610,6 +628,17 @@ class ASANet(keras.Model):
                 _slot_accuracy(y, out["re_attr_logits"], out["ir_attr_logits"])
             )
         return total
+
+    def _part_triplet(self, pids, f_final):
+        """The mean WRT triplet loss of each identity feature by itself (the first
+        `branch_dim` columns of `f_final` per fused identity branch): each must separate the
+        identities on its own, not only beside the attribute feature."""
+        width = self.branch_dim
+        losses = [
+            ops.mean(weighted_regularization_triplet(pids, f_final[:, i * width : (i + 1) * width]))
+            for i in range(len(self.identity_branches))
+        ]
+        return ops.mean(ops.stack(losses))
 
     # ------------------------------------------------------------------- saving
 
@@ -659,6 +688,7 @@ class ASANet(keras.Model):
                 "bce_weight": self.bce_weight,
                 "pmi_weight": self.initial_pmi_weight,
                 "label_smoothing": self.label_smoothing,
+                "part_triplet_weight": self.part_triplet_weight,
             }
         )
         return config
@@ -692,7 +722,8 @@ def _check_arguments(num_identities, label_smoothing, *weights):
         or not 0.0 <= label_smoothing < 1.0
     ):
         raise ValueError(f"label_smoothing must be a float in [0, 1), got {label_smoothing!r}.")
-    for name, value in zip(("center_loss_weight", "bce_weight", "pmi_weight"), weights):
+    names = ("center_loss_weight", "bce_weight", "pmi_weight", "part_triplet_weight")
+    for name, value in zip(names, weights):
         if (
             isinstance(value, bool)
             or not isinstance(value, numbers.Real)
