@@ -546,6 +546,12 @@ def make_synthetic_mars(
         overwrite: rebuild even if `root` holds a dataset made with the same arguments.
         verbose: print progress and the counts.
 
+    The dataset is rendered into a sibling folder and moved to `root` when complete, so a
+    build killed halfway leaves `root` as it was (the next call removes the dead build's
+    folder and builds again) and concurrent builds of one `root` both succeed. A rebuild
+    (other arguments, or `overwrite`) replaces only the entries the library writes
+    (`LIBRARY_ENTRIES`); other files in `root` stay.
+
     Returns:
         A dict of the generation parameters and counts (also written to
         `root/synthetic_info.json`).
