@@ -589,25 +589,26 @@ def make_synthetic_mars(
         "frames_per_tracklet": [lo, hi],
     }
     existing = _read_info(root)
-    if not overwrite and existing and existing.get("params") == params and existing.get("complete"):
+    if _reusable(existing, params, overwrite):
         if verbose:
             print(f"Reusing the synthetic dataset at {root}")
         return existing
-    if os.path.isdir(root) and os.listdir(root) and existing is None:
-        raise FileExistsError(
-            f"{root!r} exists and is not a synthetic dataset made by keras_asanet (it has no "
-            f"{INFO_NAME}); choose an empty or new folder."
-        )
+    _check_not_foreign(root, existing, "exists and is not")
     _remove_stale_staging(root)
     staging = _staging_folder(root)
     try:
-        info = _write_dataset(staging, params, verbose)
-        return _publish(staging, root, params, overwrite, verbose) or info
+        info = _write_dataset(staging, params)
+        published = _publish(staging, root, params, overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if published is not None:
+        return published
+    if verbose:
+        print(f"Wrote a synthetic MARS-layout dataset to {root}: {info['counts']}")
+    return info
 
 
-def _write_dataset(root, params, verbose):
+def _write_dataset(root, params):
     """Renders and writes the whole dataset of `params` into the fresh folder `root`."""
     h, w = params["image_size"]
     lo, hi = params["frames_per_tracklet"]
@@ -689,6 +690,22 @@ LIBRARY_ENTRIES = ("bbox_train", "bbox_test", "info", "mars_attributes.csv", INF
 _STAGING_TAG = ".building-"
 
 
+def _reusable(existing, params, overwrite):
+    """Whether `existing` (a folder's info, or `None`) is a complete build of `params`."""
+    return bool(
+        not overwrite and existing and existing.get("params") == params and existing.get("complete")
+    )
+
+
+def _check_not_foreign(root, existing, what):
+    """Refuses a non-empty `root` without an info file: it is not the library's to replace."""
+    if existing is None and os.path.isdir(root) and os.listdir(root):
+        raise FileExistsError(
+            f"{root!r} {what} a synthetic dataset made by keras_asanet (it has no "
+            f"{INFO_NAME}); choose an empty or new folder."
+        )
+
+
 def _read_info(root):
     """The dataset's `synthetic_info.json`, or `None` when there is none (or it is unreadable,
     e.g. cut short: then the folder is treated as a library build to redo)."""
@@ -746,7 +763,7 @@ def _process_alive(pid):
     return True
 
 
-def _publish(staging, root, params, overwrite, verbose):
+def _publish(staging, root, params, overwrite):
     """Moves the finished build in `staging` to `root`.
 
     A missing or empty `root` becomes the build in one rename, so no reader ever sees half a
@@ -766,19 +783,13 @@ def _publish(staging, root, params, overwrite, verbose):
             pass
     try:
         os.rename(staging, root)
+        return None
     except OSError:
         if not os.path.isdir(root):
             raise
-    else:
-        _report(root, verbose)
-        return None
     existing = _read_info(root)
-    if existing is None and os.listdir(root):
-        raise FileExistsError(
-            f"{root!r} was filled by something else than keras_asanet during the build (it "
-            f"has no {INFO_NAME}); choose an empty or new folder."
-        )
-    if not overwrite and existing and existing.get("params") == params and existing.get("complete"):
+    _check_not_foreign(root, existing, "was filled during the build by something that is not")
+    if _reusable(existing, params, overwrite):
         return existing  # a concurrent build of the same parameters finished first
     info_path = os.path.join(root, INFO_NAME)
     with open(info_path, "w") as f:
@@ -791,14 +802,7 @@ def _publish(staging, root, params, overwrite, verbose):
             os.remove(target)
         os.replace(os.path.join(staging, entry), target)
     os.replace(os.path.join(staging, INFO_NAME), info_path)
-    _report(root, verbose)
     return None
-
-
-def _report(root, verbose):
-    if verbose:
-        info = _read_info(root) or {}
-        print(f"Wrote a synthetic MARS-layout dataset to {root}: {info.get('counts')}")
 
 
 def _write_attribute_csv(path, annotations):

@@ -102,16 +102,4 @@ def asanet_feature_parts(model):
     >>> asanet_feature_parts(model)                                    # doctest: +SKIP
     {'f_re_id': (0, 32), 'f_id': (32, 64), 'f_ir_id': (64, 96), 'f_re_attr': (96, 160)}
     """
-    fusion = model.feature_fusion
-    parts, start = {}, 0
-    for key in fusion.required_keys[: len(fusion.branches)]:
-        parts[key] = (start, start + int(model.branch_dim))
-        start += int(model.branch_dim)
-    if fusion.use_attribute_features:
-        name = (
-            "f_re_attr"
-            if fusion.strategy == "a" and fusion.attribute_dim is None
-            else ("attribute_fc")
-        )
-        parts[name] = (start, int(model.final_dim))
-    return parts
+    return dict(model.feature_columns)

@@ -629,14 +629,31 @@ class ASANet(keras.Model):
             )
         return total
 
+    @property
+    def feature_columns(self):
+        """`{name: (start, stop)}`: the columns of `f_final` (and of the test feature, which
+        the BNNeck normalises column by column) that each fused feature fills, in
+        concatenation order: `f_re_id`, `f_id`, `f_ir_id` (those in `identity_branches`,
+        `branch_dim` each), then `f_re_attr` (fusion a) or `attribute_fc` (fusion b, or an
+        `attribute_dim` FC) when the attribute feature is fused."""
+        fusion = self.feature_fusion
+        columns, start = {}, 0
+        for key in fusion.required_keys[: len(fusion.branches)]:
+            columns[key] = (start, start + self.branch_dim)
+            start += self.branch_dim
+        if fusion.use_attribute_features:
+            plain = fusion.strategy == "a" and fusion.attribute_dim is None
+            columns["f_re_attr" if plain else "attribute_fc"] = (start, self.final_dim)
+        return columns
+
     def _part_triplet(self, pids, f_final):
-        """The mean WRT triplet loss of each identity feature by itself (the first
-        `branch_dim` columns of `f_final` per fused identity branch): each must separate the
-        identities on its own, not only beside the attribute feature."""
-        width = self.branch_dim
+        """The mean WRT triplet loss of each identity feature by itself (its
+        `feature_columns` of `f_final`): each must separate the identities on its own, not
+        only beside the attribute feature."""
+        identity = list(self.feature_columns.values())[: len(self.identity_branches)]
         losses = [
-            ops.mean(weighted_regularization_triplet(pids, f_final[:, i * width : (i + 1) * width]))
-            for i in range(len(self.identity_branches))
+            ops.mean(weighted_regularization_triplet(pids, f_final[:, start:stop]))
+            for start, stop in identity
         ]
         return ops.mean(ops.stack(losses))
 
