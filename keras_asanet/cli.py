@@ -285,6 +285,14 @@ def add_run_arguments(p, ablation=False):
     p.add_argument("--eval-mode", choices=("dense", "sampled"), default="dense")
     add_metric_argument(p)
     p.add_argument(
+        "--flip-test",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each test clip's feature with that of the clip mirrored left-right "
+        "(default: on for synthetic, see docs/results.md; off for MARS / Duke, as the paper "
+        "does not say that it flips)",
+    )
+    p.add_argument(
         "--identities",
         type=int,
         default=None,
@@ -412,6 +420,7 @@ def config_from_args(args):
         "asre_attention_decay": args.asre_attention_decay,
         "bce_weight": args.bce_weight,
         "asre_softmax_over": args.asre_softmax_over,
+        "flip_test": args.flip_test,
     }
     settings = dataset_defaults(args.dataset)
     if args.loss_weights != "swapped":

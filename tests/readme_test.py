@@ -131,10 +131,12 @@ class ReadmeTest(TestCase):
         row = row_config(m.group(1), 0, main, "out", RunConfig.heldout_seed)
         for field in ("synthetic_identities", "weight_decay", "attribute_head_decay",
                       "color_jitter", "random_erasing", "asre_attention_decay", "epochs",
-                      "preset", "image_size", "seq_len", "learning_rate"):  # fmt: skip
+                      "preset", "image_size", "seq_len", "learning_rate", "flip_test"):  # fmt: skip
             self.assertEqual(getattr(row, field), getattr(main, field), field)
         self.assertEqual(row.model_overrides.get("bce_weight"), main.bce_weight)
         self.assertEqual(row.model_overrides.get("asre_softmax_over"), main.asre_softmax_over)
+        self.assertIn("feature averaged with its mirror's (the flip test)", FLAT)
+        self.assertTrue(synthetic["flip_test"])
         self.assertIn("without random erasing", FLAT)
         self.assertEqual(synthetic["random_erasing"], 0)
         m = re.search(r"the synthetic dataset of \*\*another seed \((\d+)\)", FLAT)

@@ -128,6 +128,16 @@ class AblationTableTest(TestCase):
             (pinned.asre_attention_decay, pinned.bce_weight, pinned.asre_softmax_over),
             (True, None, "attribute_positions"),
         )
+        # Rows measured before the flip test existed are scored without it; the flip-test
+        # rows train the model of their plain twin and score it flipped.
+        self.assertTrue(base.flip_test)
+        self.assertFalse(pinned.flip_test)
+        main = ("ASANet-a, colour jitter 0.4, 600 identities, weight decay 1e-2, heads "
+                "undecayed, lambda_BCE 15, softmax over identity positions")  # fmt: skip
+        plain = ablation.row_config(main, 0, base, "out", 1000)
+        flipped = ablation.row_config(f"{main}, flip test", 0, base, "out", 1000)
+        self.assertFalse(plain.flip_test)
+        self.assertEqual(dataclasses.replace(flipped, flip_test=False), plain)
 
     def test_heldout_seed_must_not_be_trained_on(self):
         with self.assertRaisesRegex(ValueError, "held-out seed 1"):

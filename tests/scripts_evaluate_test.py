@@ -202,6 +202,7 @@ class EvaluateScriptRunTest(TestCase):
         self.assertGreater(results["ranking"]["num_valid_queries"], 0)
         self.assertIsNotNone(results["attributes"])
         self.assertIsNone(results["feature_parts"])  # only with --feature-parts
+        self.assertFalse(results["settings"]["flip"])  # no run config beside the checkpoint
         # The raw-pixels baseline on the same protocol, and the mask score (synthetic data).
         self.assertIn("raw-pixels baseline: mAP", out)
         self.assertEqual(results["baseline"]["name"], "mars/mixing")
@@ -243,7 +244,7 @@ class EvaluateScriptRunTest(TestCase):
 
         weights = self.save_model(self.num_train)
         run = {"config": {"dataset": "synthetic", "dataset_seed": 2, "image_size": [64, 32],
-                          "seq_len": 2, "synthetic_identities": 8}}  # fmt: skip
+                          "seq_len": 2, "synthetic_identities": 8, "flip_test": True}}  # fmt: skip
         with open(os.path.join(self.tmp, "results.json"), "w") as f:
             json.dump(run, f)
         cache = os.path.join(self.tmp, "cache")
@@ -262,6 +263,8 @@ class EvaluateScriptRunTest(TestCase):
             results = json.load(f)
         self.assertEqual(results["settings"]["image_size"], [64, 32])
         self.assertEqual(results["settings"]["seq_len"], 2)
+        self.assertTrue(results["settings"]["flip"])  # as the run was scored
+        self.assertIn("note: flip test: each clip's outputs averaged", out)
         self.assertEqual(results["dataset_root"], root)
         self.assertEqual(results["mask_score"]["grid"], [4, 2])
         self.assertGreater(results["mask_score"]["num_frames"], 0)

@@ -126,6 +126,16 @@ class FitCliTest(TestCase):
         )
         self.assertEqual(paper.scaled_decay_epochs(), (100, 250, 350))
         self.assertEqual(paper.random_erasing, 0.5)
+        # The flip test: on by default on synthetic, off for the paper's datasets, and a flag
+        # either way.
+        self.assertTrue(config.flip_test)
+        self.assertFalse(paper.flip_test)
+        flipped = fit_script.config_from_args(
+            fit_script.parse_args(["--dataset", "mars", "--root", "/data/MARS", "--flip-test"])
+        )
+        self.assertTrue(flipped.flip_test)
+        plain = fit_script.config_from_args(fit_script.parse_args(["--no-flip-test"]))
+        self.assertFalse(plain.flip_test)
         self.assertEqual(config.scaled_decay_epochs(), (27, 33))
 
     def test_resume_without_checkpoint(self):
@@ -166,6 +176,9 @@ class FitCliTest(TestCase):
         self.assertEqual(unseen["dataset_seed"], results["config"]["heldout_seed"])
         self.assertNotEqual(unseen["dataset_seed"], results["config"]["dataset_seed"])
         self.assertGreater(unseen["num_valid_queries"], 0)
+        # Scored with the synthetic default's flip test, both times.
+        self.assertTrue(unseen["flip"] and results["final"]["flip"])
+        self.assertTrue(results["report"]["settings"]["flip"])
         self.assertTrue(os.path.isdir(f"{self.data}-heldout-seed{unseen['dataset_seed']}"))
         self.assertGreaterEqual(unseen["baseline_mAP"], 0.0)
         # Of its own size, not the training set's (12): the test split holds 8 of the 16.

@@ -133,6 +133,7 @@ def evaluate_model(
     baseline_image_size=DEFAULT_BASELINE_IMAGE_SIZE,
     call_kwargs=None,
     feature_parts=None,
+    flip=False,
 ) -> EvaluationReport:
     """Evaluates a model on a dataset's test split and returns the full report.
 
@@ -165,6 +166,8 @@ def evaluate_model(
         feature_parts: `{name: (start, stop)}` column ranges of the feature, each also
             ranked alone (`keras_asanet.evaluation.feature_parts`; for an `ASANet`,
             `evaluate_asanet(..., feature_parts=True)` finds them); default `None`: none.
+        flip: average every clip's outputs with those of the clip mirrored left-right
+            (see `extract_features`); the raw-pixels baseline is not flipped.
 
     Returns:
         An `EvaluationReport`.
@@ -186,8 +189,9 @@ def evaluate_model(
         num_workers=num_workers,
         verbose=verbose,
         call_kwargs=call_kwargs,
+        flip=flip,
     )
-    notes = []
+    notes = ["flip test: each clip's outputs averaged with its mirror image's."] if flip else []
     re_logits = ir_logits = None
     if isinstance(features, dict):
         outputs = features
@@ -209,6 +213,7 @@ def evaluate_model(
             "seq_len": int(seq_len),
             "image_size": list(image_size),
             "feature_dim": int(np.asarray(features).shape[1]),
+            "flip": bool(flip),
         },
         notes=notes,
     )

@@ -10,6 +10,12 @@ Two test-time frame choices (codebases name these differently; ours are):
 * `"sampled"`: one clip of `seq_len` evenly spaced frames (the middle frame of `seq_len` equal
   chunks, `evenly_spaced`).
 
+With `flip=True` every clip is also run mirrored left-right and the two features averaged
+(the flip test of fast-reid and of AGW's code; the paper does not say whether it used one, so
+it is off unless asked for). Training flips clips at random, so both orientations are views
+the model knows of one person, and their mean is a steadier feature (docs/results.md measures
+it).
+
 Clips of different tracklets share batches, so a 900-frame tracklet never needs 150 clips in
 memory at once: at most two batches of decoded frames exist at any time (one being decoded by
 worker threads while the model runs on the other). Keras is imported lazily, inside the call.
@@ -201,6 +207,7 @@ def extract_features(
     verbose=True,
     call_kwargs=None,
     clip_dtype=None,
+    flip=False,
 ) -> ExtractedFeatures:
     """Computes one feature per tracklet with a clip model, streaming frames from disk.
 
@@ -234,6 +241,8 @@ def extract_features(
             its graph, so the features are the same; the frames are decoded as uint8 anyway,
             and a uint8 batch is a quarter of the bytes to assemble and hand over), float32
             for any other model.
+        flip: also run every clip mirrored left-right (width axis) and average the two
+            outputs (each output of a dict): twice the model calls, the same memory bound.
 
     Returns:
         `ExtractedFeatures(features, pids, camids)` in the order of `tracklets`; `features`
@@ -285,6 +294,9 @@ def extract_features(
             # Start decoding the next batch before running the model on this one.
             pending = _submit(pool, tracklets, pending_next, image_size)
             outputs = _to_numpy_outputs(predict(clips), len(clips))
+            if flip:
+                mirrored = np.ascontiguousarray(clips[:, :, :, ::-1])
+                outputs = _average(outputs, _to_numpy_outputs(predict(mirrored), len(clips)))
             sums = _accumulate(sums, outputs, owners, len(tracklets))
             np.add.at(counts, owners, 1)
             progress.update(len(owners))
@@ -299,6 +311,13 @@ def extract_features(
     pids = np.array([t.pid for t in tracklets], np.int64)
     camids = np.array([t.camid for t in tracklets], np.int64)
     return ExtractedFeatures(features, pids, camids)
+
+
+def _average(outputs, mirrored):
+    """The mean of a batch's outputs and those of its mirrored clips (float64, as summed)."""
+    if isinstance(outputs, dict):
+        return {k: (v.astype(np.float64) + mirrored[k]) / 2 for k, v in outputs.items()}
+    return (outputs.astype(np.float64) + mirrored) / 2
 
 
 def _take(plan, n):

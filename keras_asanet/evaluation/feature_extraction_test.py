@@ -20,8 +20,9 @@ H, W = 8, 6
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def write_tracklets(folder, lengths, size=(H, W)):
-    """Tiny JPEG tracklets; frame k of tracklet i has a distinct colour pattern."""
+def write_tracklets(folder, lengths, size=(H, W), ramp=False):
+    """Tiny JPEG tracklets; frame k of tracklet i has a distinct colour pattern (with `ramp`,
+    also a left-to-right ramp in green, so that a mirrored frame differs)."""
     tracklets = []
     for i, n in enumerate(lengths):
         frames = []
@@ -30,6 +31,8 @@ def write_tracklets(folder, lengths, size=(H, W)):
             img[..., 0] = 10 + 30 * k
             img[..., 1] = 200 - 40 * i
             img[: size[0] // 2, :, 2] = 7 * (k + i)
+            if ramp:
+                img[..., 1] = np.linspace(0, 240, size[1]).astype(np.uint8)[None, :]
             path = os.path.join(folder, f"t{i}_f{k:03d}.jpg")
             Image.fromarray(img).save(path, quality=95)
             frames.append(path)
@@ -213,6 +216,43 @@ class ExtractFeaturesTest(TestCase):
         self.assertEqual(sorted(out), ["feature", "id_irrelevant"])
         self.assertAllClose(out["feature"], ref)
         self.assertAllClose(out["id_irrelevant"], ref[:, :2])
+
+    def test_flip_averages_each_clip_with_its_mirror(self):
+        def left_and_right(clips):
+            # Depends on the orientation: the first and the last pixel column's mean.
+            left = clips[:, :, :, 0].mean(axis=(1, 2, 3))
+            right = clips[:, :, :, -1].mean(axis=(1, 2, 3))
+            return {"feature": np.stack([left, right], 1), "left": left[:, None]}
+
+        seen = []
+
+        def model(clips):
+            seen.append(clips[:, :, :, 0].copy())
+            return left_and_right(clips)
+
+        tracklets = write_tracklets(self.folder, [7, 2, 4], ramp=True)
+        kw = dict(mode="dense", seq_len=3, batch_size=2, image_size=(H, W), verbose=False)
+        plain, _, _ = extract_features(left_and_right, tracklets, **kw)
+        flipped, _, _ = extract_features(model, tracklets, flip=True, **kw)
+        # The oracle: each clip's [left, right] averaged with its mirror's [right, left].
+        mean = (plain["feature"][:, 0] + plain["feature"][:, 1]) / 2
+        self.assertAllClose(flipped["feature"], np.stack([mean, mean], 1), atol=1e-5)
+        self.assertAllClose(flipped["left"][:, 0], mean, atol=1e-5)
+        # The frames differ left to right, so the flip changed something it could not fake.
+        self.assertGreater(np.abs(plain["feature"][:, 0] - plain["feature"][:, 1]).max(), 1.0)
+        # Two calls per batch (as given, then mirrored), 3 batches of the 6 clips.
+        self.assertEqual(len(seen), 6)
+        # A Keras model: the same as averaging its predictions on the mirrored clips by hand.
+        keras_model = tiny_keras_model()
+        feats, _, _ = extract_features(
+            keras_model, tracklets, "sampled", seq_len=3, batch_size=2, flip=True, verbose=False
+        )
+        t0, t1, t2 = tracklets
+        clips = np.stack([clip_of(t0, [1, 3, 5]), clip_of(t1, [0, 1, 1]), clip_of(t2, [0, 2, 3])])
+        as_given = keras_model.predict(clips, verbose=0)
+        mirrored = keras_model.predict(clips[:, :, :, ::-1], verbose=0)
+        self.assertGreater(np.abs(as_given - mirrored).max(), 1e-3)
+        self.assertAllClose(feats, (as_given + mirrored) / 2, atol=1e-5, rtol=1e-5)
 
     def test_call_kwargs_reach_every_call_and_leave_the_model_alone(self):
         model = TwoOutputs()

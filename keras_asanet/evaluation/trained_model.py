@@ -130,3 +130,13 @@ def training_seq_len(run_config, seq_len=None) -> int:
     if isinstance(trained, int) and not isinstance(trained, bool) and trained > 0:
         return trained
     return DEFAULT_SEQ_LEN
+
+
+def training_flip_test(run_config, flip=None) -> bool:
+    """Whether to average each clip's feature with its mirror's: `flip` when given, else what
+    the training run evaluated with (`run_config["flip_test"]`), else `False` (runs written
+    before the setting existed, and checkpoints without a run, were scored unflipped).
+    """
+    if flip is not None:
+        return bool(flip)
+    return run_config.get("flip_test") is True

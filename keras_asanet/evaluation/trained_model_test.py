@@ -106,3 +106,11 @@ class TrainedModelTest(TestCase):
         self.assertEqual(trained_model.training_seq_len({}), trained_model.DEFAULT_SEQ_LEN)
         with self.assertRaisesRegex(ValueError, "seq_len must be >= 1"):
             trained_model.training_seq_len({"seq_len": 4}, 0)  # 0 is not "unset"
+
+    def test_flip_test(self):
+        self.assertTrue(trained_model.training_flip_test({"flip_test": True}))
+        self.assertFalse(trained_model.training_flip_test({"flip_test": True}, False))
+        self.assertTrue(trained_model.training_flip_test({}, True))
+        # Runs written before the setting, and checkpoints without a run: scored unflipped.
+        self.assertFalse(trained_model.training_flip_test({}))
+        self.assertFalse(trained_model.training_flip_test({"flip_test": "yes"}))

@@ -102,6 +102,9 @@ class ResumeSettingsTest(TestCase):
             (resumed.bce_weight, resumed.asre_softmax_over), (None, "attribute_positions")
         )
         self.assertEqual(check_resume_settings(resumed, self.ckpt_dir), [])
+        # Scored without the flip test, as it was before the setting existed.
+        self.assertTrue(typed.flip_test)
+        self.assertFalse(resumed.flip_test)
         with self.assertRaisesRegex(UsageError, "bce_weight: saved None, new 15.0"):
             check_resume_settings(typed, self.ckpt_dir)
 
@@ -137,6 +140,8 @@ class SyntheticSizesTest(TestCase):
         RunConfig(synthetic_identities=8, heldout_identities=8).validate()
         with self.assertRaisesRegex(UsageError, "--bce-weight must be a finite number >= 0"):
             RunConfig(bce_weight=-1.0).validate()
+        with self.assertRaisesRegex(UsageError, "flip_test must be True or False, got 'yes'"):
+            RunConfig(flip_test="yes").validate()
         with self.assertRaisesRegex(UsageError, "Unknown --asre-softmax-over 'rows'"):
             RunConfig(asre_softmax_over="rows").validate()
         # Only the synthetic dataset has these sizes.
