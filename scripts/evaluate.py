@@ -181,6 +181,8 @@ def main(argv=None):
         image_size, size_source = trained_model.training_image_size(model, run_config)
     seq_len = trained_model.training_seq_len(run_config, args.seq_len)
     flip = trained_model.training_flip_test(run_config, args.flip_test)
+    if args.flip_test is None and flip:
+        print("Flip test on (the training run's results.json; --no-flip-test turns it off).")
     root = args.root
     if build_synthetic:
         from keras_asanet.evaluation.unseen_synthetic import unseen_synthetic

@@ -265,6 +265,7 @@ class EvaluateScriptRunTest(TestCase):
         self.assertEqual(results["settings"]["seq_len"], 2)
         self.assertTrue(results["settings"]["flip"])  # as the run was scored
         self.assertIn("note: flip test: each clip's outputs averaged", out)
+        self.assertIn("Flip test on (the training run's results.json", out)
         self.assertEqual(results["dataset_root"], root)
         self.assertEqual(results["mask_score"]["grid"], [4, 2])
         self.assertGreater(results["mask_score"]["num_frames"], 0)
