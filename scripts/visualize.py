@@ -65,6 +65,13 @@ def _parser():
     p.add_argument("--setup", choices=("usual", "mixing"), default="usual")
     cli.add_metric_argument(p)
     p.add_argument("--mode", choices=("dense", "sampled"), default="dense")
+    p.add_argument(
+        "--flip-test",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each clip's feature with that of the clip mirrored left-right "
+        "(default: what the training run's results.json says it used, else off)",
+    )
     cli.add_data_arguments(
         p,
         seq_len_default="default: the training run's, else 6",
@@ -124,6 +131,7 @@ def main(argv=None):
     else:
         image_size, _ = trained_model.training_image_size(model, run_config)
     seq_len = trained_model.training_seq_len(run_config, args.seq_len)
+    flip = trained_model.training_flip_test(run_config, args.flip_test)
     root = args.root
     if build_synthetic:
         from keras_asanet.evaluation.unseen_synthetic import unseen_synthetic
@@ -158,6 +166,7 @@ def main(argv=None):
         metric=args.metric,
         num_queries=args.queries,
         top_k=args.top_k,
+        flip=flip,
         num_tracklets=args.tracklets,
         history=training_history(args.weights),
         verbose=not args.quiet,

@@ -43,7 +43,7 @@ class VisualizeScriptTest(TestCase):
         # What the training runner leaves beside the model: results.json (its settings) and
         # a checkpoint whose state.json holds the history.
         with open(os.path.join(run, "results.json"), "w") as f:
-            json.dump({"config": {"image_size": [32, 16], "seq_len": 2}}, f)
+            json.dump({"config": {"image_size": [32, 16], "seq_len": 2, "flip_test": True}}, f)
         cls.history = {"loss": [3.0, 2.5, 2.0], "xent": [2.0, 1.5, 1.2], "id_acc": [0.1, 0.3, 0.5]}
         with open(os.path.join(run, "checkpoints", "ckpt-000002", "state.json"), "w") as f:
             json.dump({"epoch": 3, "history": cls.history}, f)
@@ -87,6 +87,8 @@ class VisualizeScriptTest(TestCase):
         # Settings from the run's results.json (32x16, T = 2): 2x1 masks over 2 frames; the
         # training curves from its checkpoint (curves.png is 10 x 3.5 inches).
         self.assertIn("over 2 frames of query pid", page)
+        # ... and its flip test, for the features behind the retrievals.
+        self.assertIn("queries (mars/usual, cosine, flip test): green", page)
         with Image.open(os.path.join(output, "curves.png")) as image:
             self.assertEqual(image.size, (1000, 350))
 

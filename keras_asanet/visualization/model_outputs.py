@@ -44,6 +44,7 @@ def evaluation_outputs(
     batch_size=32,
     num_workers=4,
     verbose=False,
+    flip=False,
 ) -> EvaluationOutputs:
     """Features (and, for an ASA-Net, attribute logits) of every test tracklet of `dataset`,
     through `keras_asanet.evaluation.extract_features` exactly as the evaluation computes them.
@@ -53,7 +54,8 @@ def evaluation_outputs(
             `extract_features` accepts.
         dataset: a `VideoReIDDataset` (or anything with `.name`, `.query`, `.gallery`).
         setup: `"usual"` or `"mixing"` (`get_protocol`).
-        mode, seq_len, image_size, batch_size, num_workers, verbose: as `extract_features`.
+        mode, seq_len, image_size, batch_size, num_workers, verbose, flip: as
+            `extract_features`.
 
     Returns:
         A `EvaluationOutputs`.
@@ -75,6 +77,7 @@ def evaluation_outputs(
         num_workers=num_workers,
         verbose=verbose,
         call_kwargs={"return_dict": True} if asanet else None,
+        flip=flip,
     )
     outputs = extracted.features
     if isinstance(outputs, dict):
@@ -88,5 +91,10 @@ def evaluation_outputs(
         features=features,
         re_attr_logits=re_logits,
         ir_attr_logits=ir_logits,
-        settings={"mode": mode, "seq_len": int(seq_len), "image_size": list(image_size)},
+        settings={
+            "mode": mode,
+            "seq_len": int(seq_len),
+            "image_size": list(image_size),
+            "flip": bool(flip),
+        },
     )

@@ -95,6 +95,7 @@ def write_visual_report(
     history=None,
     title=None,
     verbose=False,
+    flip=False,
 ):
     """Writes every figure of `keras_asanet.visualization` for `model` on `dataset`'s test
     split into `output`, and an `index.html` showing them.
@@ -116,6 +117,8 @@ def write_visual_report(
             `None`.
         title: the page title.
         verbose: progress bars.
+        flip: the flip test of the features behind the retrievals, the CMC curve and the
+            t-SNE (`extract_features`), as the model's evaluation used it.
 
     Returns:
         A `VisualReport`.
@@ -158,13 +161,15 @@ def write_visual_report(
         batch_size=batch_size,
         num_workers=num_workers,
         verbose=verbose,
+        flip=flip,
     )
     protocol = outputs.protocol
     qf, gf, q_pids, g_pids, q_cams, g_cams = protocol.split(outputs.features)
     queries = pick_queries(q_pids, g_pids, q_cams, g_cams, num_queries)
     put(
         "retrieval.png",
-        f"Top-{top_k} retrieval of {len(queries)} queries ({protocol.name}, {metric}): green "
+        f"Top-{top_k} retrieval of {len(queries)} queries ({protocol.name}, {metric}"
+        f"{', flip test' if flip else ''}): green "
         "frames are true matches, red false ones; cameras 1-based as in the MARS names.",
         lambda p: plot_retrieval_grid(
             protocol.query_tracklets,
