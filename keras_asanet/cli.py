@@ -142,6 +142,24 @@ def add_metric_argument(parser):
     )
 
 
+def add_flip_test_argument(parser, default_help):
+    """`--flip-test` / `--no-flip-test` (`None` when neither is given, so that the library
+    resolves the default: the dataset's for a training run, the training run's for a saved
+    model).
+
+    Args:
+        parser: the `argparse.ArgumentParser`.
+        default_help: how this script resolves an unset flag (help text).
+    """
+    parser.add_argument(
+        "--flip-test",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each test clip's feature with that of the clip mirrored left-right "
+        f"(default: {default_help})",
+    )
+
+
 def add_run_arguments(p, ablation=False):
     """The flags of a training run (shared by scripts/fit.py and scripts/ablation.py)."""
     add_backend_argument(p)
@@ -284,13 +302,10 @@ def add_run_arguments(p, ablation=False):
     )
     p.add_argument("--eval-mode", choices=("dense", "sampled"), default="dense")
     add_metric_argument(p)
-    p.add_argument(
-        "--flip-test",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="average each test clip's feature with that of the clip mirrored left-right "
-        "(default: on for synthetic, see docs/results.md; off for MARS / Duke, as the paper "
-        "does not say that it flips)",
+    add_flip_test_argument(
+        p,
+        "on for synthetic, see docs/results.md; off for MARS / Duke, as the paper does not "
+        "say that it flips",
     )
     p.add_argument(
         "--identities",

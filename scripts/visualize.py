@@ -65,13 +65,7 @@ def _parser():
     p.add_argument("--setup", choices=("usual", "mixing"), default="usual")
     cli.add_metric_argument(p)
     p.add_argument("--mode", choices=("dense", "sampled"), default="dense")
-    p.add_argument(
-        "--flip-test",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="average each clip's feature with that of the clip mirrored left-right "
-        "(default: what the training run's results.json says it used, else off)",
-    )
+    cli.add_flip_test_argument(p, "what the training run's results.json says it used, else off")
     cli.add_data_arguments(
         p,
         seq_len_default="default: the training run's, else 6",
