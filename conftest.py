@@ -17,6 +17,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # XLA:CPU compiles every eager JAX op (an add, a random draw per weight shape) at 70-700 ms
@@ -71,14 +73,17 @@ def pytest_report_header(config):
 ELSEWHERE_ENV = "KERAS_ASANET_BACKEND_INDEPENDENT_TESTS"
 
 
+# Before pytest's own `-m` selection, so that the markers added here count for it.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    import pytest
-
     for item in items:
         # A tutorial notebook (collected with --nbmake) sets its own backend in its first cell
         # and runs in its own kernel: one run of it, like the backend-independent tests.
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.backend_independent)
+        # The full-size checks are among the slowest: `large` implies `heavy`.
+        if item.get_closest_marker("large"):
+            item.add_marker(pytest.mark.heavy)
     # Tests of one backend's own code (`@pytest.mark.only_backends("tensorflow")`) are
     # deselected in the other backends' runs, where the code cannot run.
     import keras

@@ -52,6 +52,7 @@ def _all_registered_names():
     return sorted(k for k in keras.saving.get_custom_objects() if k.startswith("keras_asanet>"))
 
 
+@pytest.mark.heavy
 @pytest.mark.subprocess
 class PackageImportTest(TestCase):
     def test_import_registers_every_serializable_class(self):

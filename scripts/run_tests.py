@@ -9,6 +9,12 @@ so they run in one backend's run only (torch's, the shortest, when it is among `
 the other runs deselect them. The tutorial notebooks (`tutorials/*.ipynb`, executed with
 nbmake) count as such: each sets its own backend.
 
+Tests marked `heavy` (training in `fit.py` subprocesses, other backends in subprocesses, the
+full-size ResNet-50, mixed-precision training: about a quarter of the suite's time in a few
+dozen tests) are kept out of the default run so that the command stays short; `--heavy` runs
+only them and `--all` runs everything in one pass. `.ci/run` runs the default, then `--heavy`:
+CI runs every test.
+
 The backends' runs are independent processes, and each keeps about one core busy (most of a
 run is Python, compiling and small ops), so on a machine with more than one core they all run
 at the same time (`--jobs N` limits how many; 1 runs them one after the other). Each run's
@@ -16,8 +22,8 @@ output goes to a log file and is printed whole when the run ends, so the logs ne
 interleave.
 
 Usage:
-    python scripts/run_tests.py [--backends jax torch tensorflow] [--quick] [--jobs N]
-                                [-- PYTEST_ARGS...]
+    python scripts/run_tests.py [--backends jax torch tensorflow] [--quick | --heavy | --all]
+                                [--jobs N] [-- PYTEST_ARGS...]
 """
 
 import argparse
@@ -41,18 +47,41 @@ def independent_tests_backend(backends):
     return "torch" if "torch" in backends else backends[0]
 
 
+def pytest_command(args):
+    """One backend's pytest command line for the selection the flags ask for."""
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    if args.heavy:
+        return cmd + ["-m", "heavy"]
+    if not args.all:
+        cmd += ["-m", "not heavy"]
+    if not args.quick:
+        # The tutorials (tutorials/*.ipynb), executed top to bottom by nbmake, each in its
+        # own kernel on the backend its first cell names (in the keeper's run only).
+        cmd += ["--nbmake", f"--nbmake-timeout={NOTEBOOK_CELL_TIMEOUT}"]
+    return cmd
+
+
 def _run(cmd, env=None):
     print("$", " ".join(cmd), flush=True)
     return subprocess.call(cmd, cwd=ROOT, env=env)
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
         "--quick",
         action="store_true",
-        help='skip the tests marked "large" and the tutorial notebooks',
+        help='skip the tests marked "heavy" and the tutorial notebooks',
+    )
+    which.add_argument(
+        "--heavy",
+        action="store_true",
+        help='run only the tests marked "heavy" (kept out of the default run; CI runs them)',
+    )
+    which.add_argument(
+        "--all", action="store_true", help='run every test, the "heavy" ones included'
     )
     parser.add_argument("--no-lint", action="store_true", help="skip the ruff checks")
     parser.add_argument(
@@ -63,6 +92,11 @@ def main(argv=None):
         "than one core; 1 runs them one after the other, streaming the output)",
     )
     parser.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     failures = []
@@ -81,14 +115,7 @@ def main(argv=None):
     print(f"backend-independent tests run under: {keeper}", flush=True)
     commands = {}
     for backend in args.backends:
-        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
-        if args.quick:
-            cmd += ["-m", "not large"]
-        else:
-            # The tutorials (tutorials/*.ipynb), executed top to bottom by nbmake, each in its
-            # own kernel on the backend its first cell names (in the keeper's run only).
-            cmd += ["--nbmake", f"--nbmake-timeout={NOTEBOOK_CELL_TIMEOUT}"]
-        commands[backend] = cmd + args.pytest_args
+        commands[backend] = pytest_command(args) + args.pytest_args
     envs = {b: _backend_env(b, b == keeper, side_by_side=jobs > 1) for b in commands}
     if jobs == 1:
         codes, timings = _run_one_by_one(commands, envs)

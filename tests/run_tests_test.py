@@ -115,3 +115,56 @@ class RunTestsTest(TestCase):
         kept = collected("run", "tutorials")
         for path in notebooks:
             self.assertIn(os.path.relpath(path, ROOT), kept)
+
+    def test_heavy_tests_are_kept_out_of_the_default_run_and_run_by_ci(self):
+        def command(*flags):
+            return self.script.pytest_command(self.script.build_parser().parse_args(list(flags)))
+
+        def selection(cmd):  # pytest's `-m` (after `python -m pytest`), or None
+            rest = cmd[cmd.index("pytest") + 1 :]
+            return rest[rest.index("-m") + 1] if "-m" in rest else None
+
+        default, heavy, everything = command(), command("--heavy"), command("--all")
+        self.assertEqual(default[:3], [sys.executable, "-m", "pytest"])
+        self.assertEqual(selection(default), "not heavy")
+        self.assertIn("--nbmake", default)
+        self.assertEqual(selection(heavy), "heavy")
+        self.assertNotIn("--nbmake", heavy)
+        self.assertIsNone(selection(everything))
+        self.assertIn("--nbmake", everything)
+        quick = command("--quick")
+        self.assertEqual(selection(quick), "not heavy")
+        self.assertNotIn("--nbmake", quick)
+        with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+            command("--heavy", "--all")
+        # CI runs the default and then the heavy pass, so it runs every test.
+        with open(os.path.join(ROOT, ".ci", "run")) as f:
+            ci = [line.strip() for line in f if line.startswith("python3 scripts/run_tests.py")]
+        self.assertEqual(
+            ci, ["python3 scripts/run_tests.py", "python3 scripts/run_tests.py --heavy --no-lint"]
+        )
+
+        # The real conftest and markers (numpy backend): a `heavy` test and a `large` one
+        # (large implies heavy) are deselected by the default selection and collected by the
+        # heavy one, which leaves an unmarked test out.
+        heavy_test = "keras_asanet/data/synthetic_test.py::SyntheticBuildSafetyTest"
+        large_test = "keras_asanet/models/asanet_test.py::ASANetFullSizeTest"
+        light_test = "keras_asanet/layers/bn_neck_test.py"
+
+        def collected(selection):
+            env = dict(os.environ, KERAS_BACKEND="numpy")
+            env.pop(self.script.ELSEWHERE_ENV, None)
+            return subprocess.run(
+                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only",
+                 "-q", "-m", selection, heavy_test, large_test, light_test],
+                cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+
+        out = collected("not heavy")
+        self.assertNotIn("test_a_build_process_killed_midway", out)
+        self.assertNotIn("test_asanet_b_at_256x128", out)
+        self.assertIn(light_test, out)
+        out = collected("heavy")
+        self.assertIn("test_a_build_process_killed_midway", out)
+        self.assertIn("test_asanet_b_at_256x128", out)
+        self.assertNotIn(light_test, out)

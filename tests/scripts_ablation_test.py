@@ -149,6 +149,7 @@ class AblationTableTest(TestCase):
 # backend of the run that keeps the backend-independent tests, is enough.
 @pytest.mark.backend_independent
 class AblationScriptTest(TestCase):
+    @pytest.mark.heavy
     def test_tiny_ablation_end_to_end(self):
         tmp = self.get_temp_dir()
         results = os.path.join(tmp, "results.md")

@@ -72,6 +72,7 @@ class EvaluateScriptTest(TestCase):
             f.write(b"placeholder")
 
     # The flag is refused before any model is built: one backend's run is enough.
+    @pytest.mark.heavy
     @pytest.mark.subprocess
     @pytest.mark.backend_independent
     def test_unknown_dataset(self):

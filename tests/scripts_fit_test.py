@@ -144,6 +144,8 @@ class FitCliTest(TestCase):
         self.assertEqual(code, 2)
         self.assertIn("nothing to resume", err)
 
+    # The main job's whole path at a tiny size: training, then the held-out-seed dataset.
+    @pytest.mark.heavy
     def test_trains_and_writes_its_outputs(self):
         out = os.path.join(self.get_temp_dir(), "run")
         code, err = self.run_main(
@@ -204,6 +206,7 @@ def _weights(path):
     return arrays
 
 
+@pytest.mark.heavy
 @pytest.mark.subprocess
 class FitResumeTest(TestCase):
     """An interrupted run, resumed, ends with the weights of an uninterrupted one (after epoch

@@ -246,6 +246,7 @@ class SyntheticBuildSafetyTest(TestCase):
                 ):
                     self.assertEqual(a.read(), b.read())
 
+    @pytest.mark.heavy
     def test_a_build_process_killed_midway_leaves_nothing_half_built(self):
         import signal
         import subprocess

@@ -119,6 +119,7 @@ class DataFormatTest(TestCase):
         )
 
     # Runs TensorFlow in its own process whatever the suite's backend: once per command.
+    @pytest.mark.heavy
     @pytest.mark.subprocess
     @pytest.mark.backend_independent
     def test_channels_first_on_tensorflow_cpu_without_onednn(self):

@@ -473,6 +473,7 @@ class ASANetTest(TestCase):
             duke.load_weights(path)
 
 
+@pytest.mark.heavy
 @pytest.mark.subprocess
 class ASANetCrossBackendTest(TestCase):
     def test_same_features_on_every_backend(self):
@@ -530,6 +531,7 @@ class ASANetFullSizeTest(TestCase):
         self.assertTrue(any(not np.array_equal(a, b) for a, b in zip(after, before)))
 
 
+@pytest.mark.heavy
 class ASANetPrecisionTest(TestCase):
     # One policy keeps CI short: mixed_float16 is the one that wraps the MultiOptimizer in a
     # LossScaleOptimizer; every layer is also checked under mixed_bfloat16 by run_layer_test.

@@ -4,6 +4,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.training.callbacks import (
@@ -65,6 +66,7 @@ class CallbacksTest(TestCase):
         self.assertEqual(out.getvalue().count("lambda_PMI"), 1, out.getvalue())
         self.assertNotEqual(float(keras.ops.convert_to_numpy(model.pmi_weight_variable)), 0.01)
 
+    @pytest.mark.heavy
     def test_pmi_weight_switch_once_across_a_checkpointed_resume(self):
         # A real ASANet run through model.fit with the callbacks wired the way
         # keras_asanet.training.runner.train wires them (switch, then checkpoint): the switch
