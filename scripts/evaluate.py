@@ -80,6 +80,17 @@ def _parser():
     cli.add_metric_argument(p)
     p.add_argument("--mode", choices=("dense", "sampled"), default="dense")
     cli.add_flip_test_argument(p, "what the training run's results.json says it used, else off")
+    p.add_argument(
+        "--rerank",
+        action="store_true",
+        help="k-reciprocal re-ranking (Zhong et al. 2017) of the model's and the raw-pixels "
+        "baseline's distances; off by default (see docs/results.md)",
+    )
+    p.add_argument("--rerank-k1", type=int, default=None, help="re-ranking k1 (default 20)")
+    p.add_argument("--rerank-k2", type=int, default=None, help="re-ranking k2 (default 6)")
+    p.add_argument(
+        "--rerank-lambda", type=float, default=None, help="re-ranking lambda (default 0.3)"
+    )
     cli.add_data_arguments(
         p,
         seq_len_default="default: the training run's, else 6",
@@ -113,6 +124,32 @@ def _parser():
     return p
 
 
+def _rerank(parser, args):
+    """`False`, or the re-ranking settings the flags give (checked before any model loads)."""
+    from keras_asanet.evaluation.reranking import rerank_settings
+
+    given = {
+        key: value
+        for key, value in (
+            ("k1", args.rerank_k1),
+            ("k2", args.rerank_k2),
+            ("lambda_value", args.rerank_lambda),
+        )
+        if value is not None
+    }
+    if given and not args.rerank:
+        parser.error("--rerank-k1 / --rerank-k2 / --rerank-lambda need --rerank.")
+    if not args.rerank:
+        return False
+    settings = rerank_settings(given)
+    for key in ("k1", "k2"):
+        if settings[key] < 1:
+            parser.error(f"--rerank-{key} must be >= 1, got {settings[key]}.")
+    if not 0.0 <= settings["lambda_value"] <= 1.0:
+        parser.error(f"--rerank-lambda must be in [0, 1], got {settings['lambda_value']}.")
+    return settings
+
+
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
@@ -142,6 +179,7 @@ def main(argv=None):
             f"checkpoint {args.weights!r} is not a .keras model file (the whole model saved "
             "with model.save('....keras') is needed)."
         )
+    rerank = _rerank(parser, args)
     # Checked before the evaluation runs, not after it, when the results would be lost.
     if args.output:
         out_dir = os.path.dirname(os.path.abspath(args.output))
@@ -236,6 +274,7 @@ def main(argv=None):
         verbose=not args.quiet,
         baseline=not args.no_baseline,
         flip=flip,
+        rerank=rerank,
         # Unset: evaluate_model's own default.
         **({} if args.workers is None else {"num_workers": args.workers}),
         **extra,

@@ -188,6 +188,35 @@ class EvaluateScriptRunTest(TestCase):
             "--image-size", "32", "16", "--seq-len", "2", "--quiet", *extra,
         )  # fmt: skip
 
+    def test_rerank_flag_re_ranks_the_model_and_the_baseline(self):
+        import json
+
+        output = os.path.join(self.tmp, "results.json")
+        code, out, err = self.run_main(
+            self.save_model(self.num_train), "--rerank", "--output", output
+        )
+        self.assertEqual(code, 0, err)
+        self.assertIn("k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3)", out)
+        with open(output) as f:
+            results = json.load(f)
+        self.assertEqual(results["settings"]["rerank"], {"k1": 20, "k2": 6, "lambda_value": 0.3})
+        self.assertEqual(results["ranking"]["metric"], "cosine, k-reciprocal re-ranked")
+        self.assertEqual(results["baseline"]["metric"], "cosine, k-reciprocal re-ranked")
+        # Other settings (the small-gallery ones of docs/results.md), and bad ones.
+        code, out, err = self.run_main(
+            self.save_model(self.num_train), "--rerank", "--rerank-k1", "3", "--rerank-k2", "3"
+        )
+        self.assertEqual(code, 0, err)
+        self.assertIn("k-reciprocal re-ranking (k1 3, k2 3, lambda 0.3)", out)
+        for flags, message in (
+            (["--rerank-k1", "3"], "need --rerank"),
+            (["--rerank", "--rerank-k2", "0"], "--rerank-k2 must be >= 1"),
+            (["--rerank", "--rerank-lambda", "2"], "--rerank-lambda must be in [0, 1]"),
+        ):
+            code, _, err = self.run_main(self.save_model(self.num_train), *flags)
+            self.assertEqual(code, 2, flags)
+            self.assertIn(message, err)
+
     def test_prints_the_table_and_writes_json(self):
         import json
 

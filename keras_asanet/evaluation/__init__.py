@@ -48,6 +48,7 @@ from keras_asanet.evaluation.ranking import (
     pairwise_distance,
 )
 from keras_asanet.evaluation.raw_pixels import raw_pixel_baseline, raw_pixel_features
+from keras_asanet.evaluation.reranking import k_reciprocal_distance
 
 __all__ = [
     "AttributeAccuracy",
@@ -75,12 +76,13 @@ __all__ = [
     "evaluate_ranking",
     "extract_features",
     "get_protocol",
+    "k_reciprocal_distance",
     "mars_protocol",
     "mask_score",
     "pairwise_distance",
-    "score_feature_parts",
     "raw_pixel_baseline",
     "raw_pixel_features",
+    "score_feature_parts",
     "top_k_iou",
     "top_k_positions",
 ]

@@ -4,6 +4,7 @@ ranking, attribute accuracy, per-query breakdowns and the raw-pixels baseline.""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -16,6 +17,8 @@ from keras_asanet.evaluation.feature_parts import score_feature_parts
 from keras_asanet.evaluation.protocols import get_protocol
 from keras_asanet.evaluation.ranking import DEFAULT_MAX_MEMORY
 from keras_asanet.evaluation.raw_pixels import DEFAULT_BASELINE_IMAGE_SIZE, raw_pixel_baseline
+from keras_asanet.evaluation.reranking import describe as describe_rerank
+from keras_asanet.evaluation.reranking import rerank_settings
 
 #: Raw-pixel baselines already computed in this process, keyed by protocol and settings
 #: (the baseline is a function of the frames only, so re-evaluating a model during training
@@ -134,6 +137,7 @@ def evaluate_model(
     call_kwargs=None,
     feature_parts=None,
     flip=False,
+    rerank=False,
 ) -> EvaluationReport:
     """Evaluates a model on a dataset's test split and returns the full report.
 
@@ -168,6 +172,11 @@ def evaluate_model(
             `evaluate_asanet(..., feature_parts=True)` finds them); default `None`: none.
         flip: average every clip's outputs with those of the clip mirrored left-right
             (see `extract_features`); the raw-pixels baseline is not flipped.
+        rerank: k-reciprocal re-ranking of the query x gallery distances
+            (`keras_asanet.evaluation.k_reciprocal_distance` on `metric`): `True` for the
+            paper's k1 20, k2 6, lambda 0.3, or a dict of `k1`, `k2`, `lambda_value`; for
+            the model and the raw-pixels baseline alike (the feature parts and the camera
+            pairs are ranked without it).
 
     Returns:
         An `EvaluationReport`.
@@ -192,6 +201,9 @@ def evaluate_model(
         flip=flip,
     )
     notes = ["flip test: each clip's outputs averaged with its mirror image's."] if flip else []
+    rerank = rerank_settings(rerank)
+    if rerank:
+        notes.append(f"{describe_rerank(rerank)} of the model's and the baseline's distances.")
     re_logits = ir_logits = None
     if isinstance(features, dict):
         outputs = features
@@ -199,7 +211,13 @@ def evaluate_model(
         re_logits = outputs.get(id_relevant_key)
         ir_logits = outputs.get(id_irrelevant_key)
     result = protocol.evaluate(
-        features, pids, camids, metric=metric, max_rank=max_rank, max_memory=max_memory
+        features,
+        pids,
+        camids,
+        metric=metric,
+        max_rank=max_rank,
+        max_memory=max_memory,
+        rerank=rerank,
     )
     report = EvaluationReport(
         protocol=protocol.describe(),
@@ -214,6 +232,7 @@ def evaluate_model(
             "image_size": list(image_size),
             "feature_dim": int(np.asarray(features).shape[1]),
             "flip": bool(flip),
+            "rerank": rerank or False,
         },
         notes=notes,
     )
@@ -257,6 +276,7 @@ def evaluate_model(
             max_memory=max_memory,
             num_workers=num_workers,
             verbose=verbose,
+            rerank=rerank or False,
         )
         report.settings["baseline_image_size"] = list(baseline_image_size)
     return report
@@ -277,7 +297,7 @@ def _cached_baseline(protocol, num_workers, verbose, max_memory, **settings):
         tuple(
             (t.frames[0], t.frames[-1], t.num_frames, t.pid, t.camid) for t in protocol.tracklets
         ),
-        tuple(sorted(settings.items())),
+        json.dumps(settings, sort_keys=True),  # the re-ranking settings are a dict
         # A dataset rebuilt at the same paths gets new files (and modification times).
         tuple(_mtime(t.frames[0]) for t in (protocol.tracklets[0], protocol.tracklets[-1])),
     )

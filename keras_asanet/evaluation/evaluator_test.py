@@ -9,8 +9,9 @@ from keras_asanet.evaluation.evaluator import evaluate_model
 from keras_asanet.evaluation.feature_extraction import extract_features
 from keras_asanet.evaluation.feature_extraction_test import H, W, numpy_model, write_tracklets
 from keras_asanet.evaluation.mask_score import MaskScore
-from keras_asanet.evaluation.ranking import evaluate_ranking
+from keras_asanet.evaluation.ranking import evaluate_distance_matrix, evaluate_ranking
 from keras_asanet.evaluation.raw_pixels import raw_pixel_baseline
+from keras_asanet.evaluation.reranking import DEFAULT_LAMBDA, k_reciprocal_distance
 from keras_asanet.tests.test_case import TestCase
 
 SCHEMA = AttributeSchema.for_dataset("mars")
@@ -219,3 +220,46 @@ class BaselineInReportTest(_Fixture):
         text = str(report)
         self.assertIn("re-mask 0.500  ir-mask 0.250  centre prior 0.400", text)
         self.assertEqual(json.loads(json.dumps(report.to_dict()))["mask_score"]["re_iou"], 0.5)
+
+
+class RerankInReportTest(_Fixture):
+    def test_model_and_baseline_are_re_ranked_alike(self):
+        settings = {"k1": 3, "k2": 2}
+        kwargs = dict(
+            setup="mixing",
+            mode="dense",
+            seq_len=2,
+            image_size=(H, W),
+            baseline_image_size=(4, 3),
+            verbose=False,
+        )
+        report = evaluate_model(self.model, self.dataset, rerank=settings, **kwargs)
+        feats, pids, camids = extract_features(
+            numpy_model, self.tracklets, "dense", seq_len=2, image_size=(H, W), verbose=False
+        )
+        dist = k_reciprocal_distance(feats[:2], feats, k1=3, k2=2, metric="cosine")
+        expected = evaluate_distance_matrix(dist, pids[:2], pids, camids[:2], camids)
+        self.assertAlmostEqual(report.ranking.mAP, expected.mAP, places=6)
+        np.testing.assert_allclose(report.ranking.query_first_rank, expected.query_first_rank)
+        self.assertEqual(report.ranking.metric, "cosine, k-reciprocal re-ranked")
+        self.assertEqual(
+            report.settings["rerank"], {"k1": 3, "k2": 2, "lambda_value": DEFAULT_LAMBDA}
+        )
+        self.assertIn("k-reciprocal re-ranking (k1 3, k2 2, lambda 0.3)", str(report))
+        baseline = raw_pixel_baseline(
+            self.dataset, protocol="mixing", image_size=(4, 3), mode="dense", seq_len=2,
+            metric="cosine", rerank=settings,
+        )  # fmt: skip
+        self.assertAlmostEqual(report.baseline.mAP, baseline.mAP, places=7)
+        self.assertEqual(report.baseline.metric, "cosine, k-reciprocal re-ranked")
+        json.dumps(report.to_dict())  # the settings stay JSON
+        # Without re-ranking: the plain ranking and another (cached) baseline.
+        plain = evaluate_model(self.model, self.dataset, **kwargs)
+        self.assertIs(plain.settings["rerank"], False)
+        self.assertEqual(plain.ranking.metric, "cosine")
+        self.assertIsNot(plain.baseline, report.baseline)
+        # The defaults need more than 20 test tracklets: a clear error, not a silent k1.
+        with self.assertRaisesRegex(ValueError, "k1=20 needs more than k1 items"):
+            evaluate_model(self.model, self.dataset, rerank=True, **kwargs)
+        with self.assertRaisesRegex(ValueError, "Unknown re-ranking setting"):
+            evaluate_model(self.model, self.dataset, rerank={"k": 3}, **kwargs)

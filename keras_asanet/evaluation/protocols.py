@@ -128,13 +128,34 @@ class EvaluationProtocol:
         q, g = self.query_index, self.gallery_index
         return features[q], features[g], pids[q], pids[g], camids[q], camids[g]
 
-    def evaluate(self, features, pids=None, camids=None, **kwargs):
+    def evaluate(self, features, pids=None, camids=None, rerank=False, **kwargs):
         """Runs `evaluate_ranking` on features aligned with `tracklets` (kwargs: `metric`,
-        `max_rank`, `max_memory`); the result is named after the protocol."""
-        from keras_asanet.evaluation.ranking import evaluate_ranking
+        `max_rank`, `max_memory`); the result is named after the protocol. With `rerank`
+        (`True` for the defaults, or a dict of `k1`, `k2`, `lambda_value`), the distances are
+        re-ranked first (`keras_asanet.evaluation.k_reciprocal_distance`, on the same metric)
+        and the result's `metric` says so."""
+        from keras_asanet.evaluation.ranking import evaluate_distance_matrix, evaluate_ranking
 
         kwargs.setdefault("name", self.name)
-        return evaluate_ranking(*self.split(features, pids, camids), **kwargs)
+        parts = self.split(features, pids, camids)
+        from keras_asanet.evaluation.reranking import k_reciprocal_distance, rerank_settings
+
+        settings = rerank_settings(rerank)
+        if settings is None:
+            return evaluate_ranking(*parts, **kwargs)
+        metric = kwargs.get("metric", "euclidean")
+        qf, gf, q_pids, g_pids, q_camids, g_camids = parts
+        result = evaluate_distance_matrix(
+            k_reciprocal_distance(qf, gf, metric=metric, **settings),
+            q_pids,
+            g_pids,
+            q_camids,
+            g_camids,
+            max_rank=kwargs.get("max_rank", 50),
+            name=kwargs["name"],
+        )
+        result.metric = f"{metric}, k-reciprocal re-ranked"
+        return result
 
 
 def _label(name) -> str:

@@ -104,6 +104,7 @@ def raw_pixel_baseline(
     max_memory=DEFAULT_MAX_MEMORY,
     num_workers=4,
     verbose=False,
+    rerank=False,
 ):
     """Ranks a dataset's test split by raw pixels, with the model evaluation's protocol.
 
@@ -131,6 +132,8 @@ def raw_pixel_baseline(
         max_rank, max_memory: see `keras_asanet.evaluation.evaluate_ranking`.
         num_workers: frame-decoding threads.
         verbose: progress bar.
+        rerank: k-reciprocal re-ranking, as for the model it stands beside
+            (`EvaluationProtocol.evaluate`).
 
     Returns:
         A `RankingResult` named like the model's (e.g. `"mars/usual"`).
@@ -157,4 +160,6 @@ def raw_pixel_baseline(
         num_workers=num_workers,
         verbose=verbose,
     )
-    return protocol.evaluate(features, metric=metric, max_rank=max_rank, max_memory=max_memory)
+    return protocol.evaluate(
+        features, metric=metric, max_rank=max_rank, max_memory=max_memory, rerank=rerank
+    )
