@@ -98,6 +98,17 @@ class CoupledWeightDecayAdam(keras.optimizers.Adam):
         if self.decoupled_weight_decay:
             super()._apply_weight_decay(variables)
 
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # On torch, all variables at once (keras_asanet/training/torch_adam_step.py): Keras'
+        # per-variable loop was a third of the main job's training step there.
+        if keras.backend.backend() == "torch":
+            from keras_asanet.training import torch_adam_step
+
+            if torch_adam_step.supports(self, trainable_variables):
+                torch_adam_step.coupled_adam_update(self, grads, trainable_variables, learning_rate)
+                return
+        super()._backend_update_step(grads, trainable_variables, learning_rate)
+
     def update_step(self, gradient, variable, learning_rate):
         if (
             not self.decoupled_weight_decay

@@ -63,6 +63,31 @@ class OptimizersTest(TestCase):
         expected = _numpy_torch_adam(w0.astype("float64"), lambda w: 2 * w, 0.1, 0.05, 5)
         self.assertAllClose(var.value, expected, atol=1e-5)
 
+    def test_many_variables_some_undecayed_match_torch_adam_each(self):
+        # Several variables in one apply, the attribute head's excluded from the decay by its
+        # path: on torch the update runs over all of them at once (torch_adam_step),
+        # elsewhere per variable; each must follow torch.optim.Adam with its own decay.
+        head = keras.layers.Dense(2, name="re_attr_head")
+        body = keras.layers.Dense(3, name="backbone_conv")
+        x = np.ones((1, 2), "float32")
+        head(x), body(x)
+        variables = [body.kernel, body.bias, head.kernel]
+        rng = np.random.default_rng(0)
+        w0 = [rng.normal(size=v.shape).astype("float32") for v in variables]
+        for v, w in zip(variables, w0):
+            v.assign(w)
+        opt = CoupledWeightDecayAdam(
+            learning_rate=0.05, weight_decay=0.1, weight_decay_exclude=ATTRIBUTE_HEADS
+        )
+        # A small constant gradient: the decay term (0.1 w) then sets the direction of a
+        # decayed weight's steps, so a decay applied to the wrong variables is visible.
+        for _ in range(4):
+            opt.apply([keras.ops.full(v.shape, 0.01) for v in variables], variables)
+        for i, w in enumerate(w0):
+            decay = 0.0 if variables[i] is head.kernel else 0.1
+            expected = _numpy_torch_adam(w.astype("float64"), lambda x: 0.01, 0.05, decay, 4)
+            self.assertAllClose(variables[i].value, expected, atol=1e-5, msg=variables[i].path)
+
     def test_decoupled_decay_is_keras_adamw_like(self):
         var = keras.Variable(np.ones(3, "float32"))
         opt = CoupledWeightDecayAdam(
