@@ -141,13 +141,13 @@ def _rerank(parser, args):
         parser.error("--rerank-k1 / --rerank-k2 / --rerank-lambda need --rerank.")
     if not args.rerank:
         return False
-    settings = rerank_settings(given)
+    # Named by their flags here; rerank_settings checks the same ranges for library callers.
     for key in ("k1", "k2"):
-        if settings[key] < 1:
-            parser.error(f"--rerank-{key} must be >= 1, got {settings[key]}.")
-    if not 0.0 <= settings["lambda_value"] <= 1.0:
-        parser.error(f"--rerank-lambda must be in [0, 1], got {settings['lambda_value']}.")
-    return settings
+        if given.get(key, 1) < 1:
+            parser.error(f"--rerank-{key} must be >= 1, got {given[key]}.")
+    if not 0.0 <= given.get("lambda_value", 0.0) <= 1.0:
+        parser.error(f"--rerank-lambda must be in [0, 1], got {given['lambda_value']}.")
+    return rerank_settings(given)
 
 
 def main(argv=None):

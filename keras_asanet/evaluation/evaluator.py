@@ -201,7 +201,7 @@ def evaluate_model(
         flip=flip,
     )
     notes = ["flip test: each clip's outputs averaged with its mirror image's."] if flip else []
-    rerank = rerank_settings(rerank)
+    rerank = rerank_settings(rerank) or False
     if rerank:
         notes.append(f"{describe_rerank(rerank)} of the model's and the baseline's distances.")
     re_logits = ir_logits = None
@@ -232,7 +232,7 @@ def evaluate_model(
             "image_size": list(image_size),
             "feature_dim": int(np.asarray(features).shape[1]),
             "flip": bool(flip),
-            "rerank": rerank or False,
+            "rerank": rerank,
         },
         notes=notes,
     )
@@ -276,7 +276,7 @@ def evaluate_model(
             max_memory=max_memory,
             num_workers=num_workers,
             verbose=verbose,
-            rerank=rerank or False,
+            rerank=rerank,
         )
         report.settings["baseline_image_size"] = list(baseline_image_size)
     return report

@@ -42,7 +42,8 @@ _ROW_BLOCK = 512
 def rerank_settings(rerank):
     """The re-ranking settings an evaluation asks for: `None` for `False` / `None`, the
     defaults for `True`, or a dict of `k1`, `k2`, `lambda_value` with the missing ones
-    filled in. Unknown keys are refused."""
+    filled in. Unknown keys and values out of range are refused (before any feature is
+    extracted)."""
     if rerank is None or rerank is False:
         return None
     settings = {"k1": DEFAULT_K1, "k2": DEFAULT_K2, "lambda_value": DEFAULT_LAMBDA}
@@ -54,6 +55,7 @@ def rerank_settings(rerank):
     if unknown:
         raise ValueError(f"Unknown re-ranking setting(s) {unknown}; known: {sorted(settings)}.")
     settings.update(rerank)
+    _check_values(**settings)
     return settings
 
 
@@ -81,10 +83,16 @@ def _reciprocal(ranks, i, k):
     return forward[(backward == i).any(axis=1)]
 
 
-def _check_settings(k1, k2, lambda_value, n):
+def _check_values(k1, k2, lambda_value):
     for name, k in (("k1", k1), ("k2", k2)):
         if isinstance(k, bool) or int(k) != k or k < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {k!r}.")
+    if not 0.0 <= float(lambda_value) <= 1.0:
+        raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value!r}.")
+
+
+def _check_settings(k1, k2, lambda_value, n):
+    _check_values(k1, k2, lambda_value)
     if k1 >= n:
         raise ValueError(
             f"k1={k1} needs more than k1 items (queries + gallery); there are {n}. Use a "
@@ -92,8 +100,6 @@ def _check_settings(k1, k2, lambda_value, n):
         )
     if k2 > n:
         raise ValueError(f"k2={k2} is larger than the {n} items (queries + gallery).")
-    if not 0.0 <= float(lambda_value) <= 1.0:
-        raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value!r}.")
 
 
 def k_reciprocal_distance(

@@ -4,22 +4,29 @@ once, with `torch._foreach_*` ops.
 Why it exists: on the torch backend Keras runs an optimiser's `update_step` once per variable,
 each of its dozen ops dispatched from Python. For the main job's `asanet_tiny` (about 140
 trainable variables) that took 87 ms of a 283 ms training step (cProfile, 4 epochs on a
-2-core Intel Xeon). Keras updates all variables in a few `_foreach` calls only for its own
-`keras.optimizers.Adam` class, not for subclasses such as `CoupledWeightDecayAdam`, which calls
-`coupled_adam_update` instead. The arithmetic is `CoupledWeightDecayAdam.update_step`'s (Keras'
-Adam, the L2 term added to the gradient of the decayed variables), in a different order of
-float operations: results agree to float32 rounding.
+2-core Intel Xeon). Keras has the all-at-once update (its torch `Adam._parallel_update_step`)
+but uses it only for its own `keras.optimizers.Adam` class, not for subclasses such as
+`CoupledWeightDecayAdam`. `coupled_adam_update` adds the L2 term to the gradients of the
+decayed variables and hands them to that Keras function: the arithmetic is Keras' Adam, in
+another order of float operations than the per-variable `update_step` (results agree to
+float32 rounding).
 """
 
 from __future__ import annotations
 
 import torch
-from keras import ops
+
+try:  # Keras' own all-at-once torch Adam step (a private module: checked, not assumed)
+    from keras.src.backend.torch.optimizers.torch_adam import Adam as _KerasTorchAdam
+
+    _parallel_update_step = _KerasTorchAdam._parallel_update_step
+except (ImportError, AttributeError):  # another Keras: the per-variable path stays
+    _parallel_update_step = None
 
 
 def supports(optimizer, variables):
-    """Whether `coupled_adam_update` covers this update (one dtype, no AMSGrad)."""
-    return not optimizer.amsgrad and len({v.dtype for v in variables}) == 1
+    """Whether `coupled_adam_update` covers this update (Keras' step found, one dtype)."""
+    return _parallel_update_step is not None and len({v.dtype for v in variables}) == 1
 
 
 @torch.no_grad()
@@ -32,36 +39,15 @@ def coupled_adam_update(optimizer, grads, variables, learning_rate):
         variables: the `keras.Variable`s to update (`supports(optimizer, variables)`).
         learning_rate: the step's learning rate (a float or a scalar tensor).
     """
-    values = [v.value for v in variables]
     grads = list(grads)
     if optimizer.weight_decay and not optimizer.decoupled_weight_decay:
         decayed = [i for i, v in enumerate(variables) if optimizer._use_weight_decay(v)]
         if decayed:
             with_decay = torch._foreach_add(
                 [grads[i] for i in decayed],
-                [values[i] for i in decayed],
+                [variables[i].value for i in decayed],
                 alpha=float(optimizer.weight_decay),
             )
             for i, grad in zip(decayed, with_decay):
                 grads[i] = grad
-    dtype = values[0].dtype
-    lr = ops.cast(learning_rate, dtype)
-    step = ops.cast(optimizer.iterations + 1, dtype)
-    beta_1_power = ops.power(ops.cast(optimizer.beta_1, dtype), step)
-    beta_2_power = ops.power(ops.cast(optimizer.beta_2, dtype), step)
-    alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-    index = optimizer._get_variable_index
-    m = [optimizer._momentums[index(v)].value for v in variables]
-    v = [optimizer._velocities[index(v)].value for v in variables]
-    torch._foreach_mul_(m, optimizer.beta_1)
-    torch._foreach_add_(m, grads, alpha=1 - optimizer.beta_1)
-    torch._foreach_mul_(v, optimizer.beta_2)
-    torch._foreach_add_(v, torch._foreach_mul(grads, grads), alpha=1 - optimizer.beta_2)
-    torch._foreach_add_(
-        values,
-        torch._foreach_div(
-            torch._foreach_mul(m, alpha),
-            torch._foreach_add(torch._foreach_sqrt(v), optimizer.epsilon),
-        ),
-        alpha=-1,
-    )
+    _parallel_update_step(optimizer, grads, variables, learning_rate)
