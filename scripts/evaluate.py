@@ -114,6 +114,14 @@ def _parser():
         help="test tracklets whose ASRE masks are scored on synthetic data (0: none)",
     )
     p.add_argument(
+        "--mask-ties",
+        choices=("average", "position"),
+        default="average",
+        help="positions a mask (or the centre prior) does not tell apart: left to chance "
+        "(average, the default) or given to the upper cells (position, the rule of older "
+        "results)",
+    )
+    p.add_argument(
         "--feature-parts",
         action="store_true",
         help="also rank each part of an ASANet's test feature alone (identity features, "
@@ -287,6 +295,7 @@ def main(argv=None):
             seq_len=seq_len,
             image_size=report.settings["image_size"],
             max_tracklets=args.mask_tracklets,
+            ties=args.mask_ties,
         )
     print(report)
     if args.output:

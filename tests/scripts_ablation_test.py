@@ -57,6 +57,28 @@ class AblationTableTest(TestCase):
         table = ablation.markdown_table(summary)
         self.assertIn("| no_attributes | 25.0 ± 5.0 | 12.5 ± 2.5 | 10.0 ± 0.0 | - |", table)
 
+    def test_mask_ious_scored_by_position_are_marked(self):
+        old = dataclasses.replace(_measure("+asre", 0, 0.4), mask_iou=0.2, centre_prior_iou=0.7)
+        record = old.to_dict()
+        del record["mask_ties"]  # as docs/results.json recorded runs before the tie rule
+        old = ablation.RunMeasure.from_dict(record)
+        self.assertEqual(old.mask_ties, "position")
+        new = dataclasses.replace(
+            _measure("+pmi (ASANet-a)", 0, 0.5),
+            mask_iou=0.4,
+            centre_prior_iou=0.35,
+            mask_ties="average",
+        )
+        summary = ablation.summarise([old, new])
+        self.assertEqual([s["mask_ties"] for s in summary], ["position", "average"])
+        table = ablation.markdown_table(summary)
+        self.assertIn("| 20.0 ± 0.0 (70.0 ± 0.0) † |", table)
+        self.assertIn("| 40.0 ± 0.0 (35.0 ± 0.0) |", table)
+        self.assertIn("† mask IoUs scored before ties were averaged", table)
+        self.assertIn("| 20.0 † |", ablation.per_run_table([old, new]))
+        # No footnote when every mask IoU averages its ties.
+        self.assertNotIn("†", ablation.markdown_table(ablation.summarise([new])))
+
     def test_generated_block_replaces_only_itself(self):
         text = "intro\n" + ablation.GENERATED_START + "\nold\n" + ablation.GENERATED_END + "\nend\n"
         new = ablation.replace_generated_block(text, "| new |")

@@ -243,6 +243,8 @@ class EvaluateScriptRunTest(TestCase):
         self.assertIn("Mask score: top 20% of the 2x1 mask positions", out)
         self.assertEqual(results["mask_score"]["grid"], [2, 1])
         self.assertEqual(results["mask_score"]["num_frames"], 9)
+        self.assertEqual(results["mask_score"]["ties"], "average")
+        self.assertIn("ties: average", out)
 
     def test_no_baseline(self):
         import json
@@ -299,6 +301,17 @@ class EvaluateScriptRunTest(TestCase):
         self.assertEqual(results["dataset_root"], root)
         self.assertEqual(results["mask_score"]["grid"], [4, 2])
         self.assertGreater(results["mask_score"]["num_frames"], 0)
+        self.assertEqual(results["mask_score"]["ties"], "average")
+        # The older tie rule on request.
+        code, out, err = self.run_args(
+            "--dataset", "synthetic", "--synthetic-seed", "5", "--cache-dir", cache,
+            "--weights", weights, "--quiet", "--no-breakdown", "--no-baseline",
+            "--mask-ties", "position", "--output", output,
+        )  # fmt: skip
+        self.assertEqual(code, 0, err)
+        self.assertIn("ties: position", out)
+        with open(output) as f:
+            self.assertEqual(json.load(f)["mask_score"]["ties"], "position")
         # The same seed as training is flagged.
         code, out, err = self.run_args(
             "--dataset", "synthetic", "--synthetic-seed", "2", "--cache-dir", cache,

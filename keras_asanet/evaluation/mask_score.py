@@ -21,6 +21,7 @@ numpy-only; `mask_score` imports Keras when called.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 import numpy as np
@@ -113,27 +114,89 @@ def top_k_positions(scores, top_k=0.2):
     return keep.reshape(scores.shape)
 
 
-def top_k_iou(scores, region, top_k=0.2):
+#: How `top_k_iou` treats positions tied at the cut (see its docstring).
+TIE_RULES = ("average", "position")
+
+
+def _expected_hit_ratio(above_hits, need, tied, tied_hits, region_size, k):
+    """E[(a + X) / (n + k - a - X)] for X ~ Hypergeometric(tied, tied_hits, need): the IoU
+    when `need` of the `tied` positions are drawn uniformly, `tied_hits` of them in the
+    region of `region_size` cells, on top of `above_hits` region cells already kept."""
+    total = math.comb(tied, need)
+    expected = 0.0
+    for hits in range(max(0, need - (tied - tied_hits)), min(need, tied_hits) + 1):
+        weight = math.comb(tied_hits, hits) * math.comb(tied - tied_hits, need - hits)
+        inter = above_hits + hits
+        expected += weight / total * inter / (region_size + k - inter)
+    return expected
+
+
+def top_k_iou(scores, region, top_k=0.2, ties="average", tie_tolerance=0.0):
     """IoU of each map's top-k% positions with a region, per map.
+
+    Why the tie rule matters: a map that does not rank some positions (a centred prior on
+    an even grid, whose central cells are equal; a mask that is flat in a frame) does not
+    choose between them, and breaking such ties by position rewards whatever the first
+    positions hold. On the 4x2 grid of a 64x32 frame the four central cells of the centre
+    prior tie, and taking the upper two (position order) lands on the synthetic people's
+    torso: 0.65-0.70 IoU, against 0.33-0.36 when the tie is left to chance
+    (docs/results.md, "Ties in the mask score").
 
     Args:
         scores: `(N, h, w)` maps (or `(h, w)`, broadcast against `region`, e.g. the
             `centre_prior`).
         region: `(N, h, w)` bool ground truth on the same grid.
         top_k: see `top_k_positions`.
+        ties: `"average"` (default): the positions tied with the k-th highest score are
+            drawn uniformly at random to fill the `k`, and the result is the expected IoU
+            over those draws (exact, from the hypergeometric distribution): a map is
+            credited only with the choices it makes. `"position"`: ties go to the lower
+            flat index (`top_k_positions`), the only rule before this argument existed
+            (mask scores in older `results.json` files carry no `"ties"` entry).
+        tie_tolerance: with `ties="average"`, scores within this distance of the k-th
+            highest count as tied with it (a scalar, or `(N,)` per map); 0 means exact
+            ties only. `mask_score` passes the flatness tolerance of `flat_fraction`, so a
+            flat mask scores what chance does.
 
     Returns:
-        `(N,)` float64 IoU `|top ∩ region| / |top ∪ region|`, NaN where the region is empty
-        (no ground truth to point at; left out by `np.nanmean`).
+        `(N,)` float64 IoU `|top ∩ region| / |top ∪ region|` (its expectation under
+        `"average"`), NaN where the region is empty (no ground truth to point at; left out
+        by `np.nanmean`).
     """
+    if ties not in TIE_RULES:
+        raise ValueError(f"ties must be one of {TIE_RULES}, got {ties!r}.")
     region = np.asarray(region, bool)
-    top = top_k_positions(scores, top_k)
-    top = np.broadcast_to(top, region.shape)
-    inter = np.logical_and(top, region).sum(axis=(-2, -1))
-    union = np.logical_or(top, region).sum(axis=(-2, -1))
     empty = region.sum(axis=(-2, -1)) == 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(empty, np.nan, inter / np.maximum(union, 1))
+    if ties == "position":
+        top = top_k_positions(scores, top_k)
+        top = np.broadcast_to(top, region.shape)
+        inter = np.logical_and(top, region).sum(axis=(-2, -1))
+        union = np.logical_or(top, region).sum(axis=(-2, -1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(empty, np.nan, inter / np.maximum(union, 1))
+
+    scores = np.broadcast_to(np.asarray(scores, np.float64), region.shape)
+    h, w = region.shape[-2:]
+    k = _num_top(top_k, h * w)
+    flat_scores = scores.reshape(-1, h * w)
+    flat_region = region.reshape(-1, h * w)
+    tolerance = np.broadcast_to(np.asarray(tie_tolerance, np.float64), flat_scores.shape[:1])
+    if (tolerance < 0).any() or not np.isfinite(tolerance).all():
+        raise ValueError(f"tie_tolerance must be finite and >= 0, got {tie_tolerance!r}.")
+    kth = -np.sort(-flat_scores, axis=1)[:, k - 1]
+    above = flat_scores > (kth + tolerance)[:, None]
+    tied = ~above & (flat_scores >= (kth - tolerance)[:, None])
+    out = np.full(flat_scores.shape[0], np.nan)
+    for i in np.flatnonzero(~empty.reshape(-1)):
+        out[i] = _expected_hit_ratio(
+            above_hits=int((above[i] & flat_region[i]).sum()),
+            need=k - int(above[i].sum()),
+            tied=int(tied[i].sum()),
+            tied_hits=int((tied[i] & flat_region[i]).sum()),
+            region_size=int(flat_region[i].sum()),
+            k=k,
+        )
+    return out.reshape(region.shape[:-2])
 
 
 def best_top_k_iou(region, top_k=0.2):
@@ -147,13 +210,29 @@ def best_top_k_iou(region, top_k=0.2):
         return np.where(n == 0, np.nan, np.minimum(n, k) / np.maximum(n, k))
 
 
-def flat_fraction(maps, tolerance=0.01):
-    """The fraction of maps that are flat: constant within the map up to `tolerance` times
-    the spread of all the maps' values (or up to float noise).
+def flat_tolerance(maps, tolerance=0.01):
+    """The score difference below which two positions of these masks count as equal:
+    `tolerance` times the standard deviation of all the maps' values, and at least float
+    noise (1e-6 of their mean magnitude).
 
-    Why: the top-k positions of a flat mask are chosen by tie order, not by the mask, so its
-    IoU says nothing about localisation. A query or key convolution that collapsed to zero
-    makes ASRE's attention uniform and every mask flat.
+    Args:
+        maps: `(N, h, w)` masks.
+        tolerance: the fraction of the values' standard deviation.
+
+    Returns:
+        float >= 0.
+    """
+    maps = np.asarray(maps, np.float64)
+    noise = 1e-6 * max(1.0, float(np.abs(maps).mean()))
+    return max(float(tolerance) * float(maps.std()), noise)
+
+
+def flat_fraction(maps, tolerance=0.01):
+    """The fraction of maps that are flat: constant within the map up to `flat_tolerance`.
+
+    Why: a flat mask chooses no position, so its top-k positions are chance (`top_k_iou`
+    with `ties="average"` scores it so) or tie order (`ties="position"`). A query or key
+    convolution that collapsed to zero makes ASRE's attention uniform and every mask flat.
 
     Args:
         maps: `(N, h, w)` masks.
@@ -165,8 +244,7 @@ def flat_fraction(maps, tolerance=0.01):
     """
     maps = np.asarray(maps, np.float64)
     spread = maps.max(axis=(-2, -1)) - maps.min(axis=(-2, -1))
-    noise = 1e-6 * max(1.0, float(np.abs(maps).mean()))
-    return float(np.mean(spread <= max(float(tolerance) * float(maps.std()), noise)))
+    return float(np.mean(spread <= flat_tolerance(maps, tolerance)))
 
 
 # ------------------------------------------------------------------------------ the score
@@ -194,7 +272,9 @@ class MaskScore:
         image_size: `(height, width)` the frames were resized to.
         threshold: the cell-coverage fraction at which a cell counts as the region.
         re_flat, ir_flat: the fraction of the scored frames in which that mask is flat
-            (`flat_fraction`), whose IoU is then the tie order's; `None` without the mask.
+            (`flat_fraction`), whose IoU is then chance's (`ties="average"`) or the tie
+            order's (`ties="position"`); `None` without the mask.
+        ties: the tie rule of every IoU here (`top_k_iou`).
     """
 
     re_iou: float | None
@@ -211,6 +291,7 @@ class MaskScore:
     threshold: float = 0.5
     re_flat: float | None = None
     ir_flat: float | None = None
+    ties: str = "average"
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -235,7 +316,8 @@ class MaskScore:
         ]
         if not flat:
             return ""
-        return f"; flat masks (IoU by tie order): {', '.join(flat)} of frames"
+        scored = "as chance" if self.ties == "average" else "by tie order"
+        return f"; flat masks (IoU {scored}): {', '.join(flat)} of frames"
 
     def __str__(self) -> str:
         h, w = self.grid
@@ -244,7 +326,7 @@ class MaskScore:
             f"ground-truth person, IoU over {self.num_frames} frames of {self.num_tracklets} "
             f"tracklets ({self.image_size[0]}x{self.image_size[1]} input)",
             f"  re-mask {_fmt(self.re_iou)}  ir-mask {_fmt(self.ir_iou)}  centre prior "
-            f"{self.centre_iou:.3f}  (best possible {self.best_iou:.3f})",
+            f"{self.centre_iou:.3f}  (best possible {self.best_iou:.3f}; ties: {self.ties})",
         ]
         if self._flat_note():
             lines.append(
@@ -380,6 +462,7 @@ def mask_score(
     max_tracklets=None,
     regions=None,
     threshold=0.5,
+    ties="average",
 ) -> MaskScore:
     """Scores where an ASA-Net's ASRE masks point against ground-truth person masks.
 
@@ -393,9 +476,11 @@ def mask_score(
     `model(clips, training=False, return_masks=True)`. For every frame and each mask, the
     top-k% positions are compared with the ground-truth person on the mask grid (see the
     module docstring for the area-averaging and the threshold), and IoUs are averaged over
-    frames. ASRE's mask is linear by default (no activation); its highest values are taken
-    as the positions it attends to (a mask that learned the opposite sign, with a negative
-    `alpha`, would score below the centre prior).
+    frames. Positions a map does not tell apart are left to chance (`ties`): the centre
+    prior's equal central cells, and a mask's positions within `flat_tolerance` of each
+    other, so a flat mask scores what a random choice does. ASRE's mask is linear by default
+    (no activation); its highest values are taken as the positions it attends to (a mask that
+    learned the opposite sign, with a negative `alpha`, would score below the centre prior).
 
     Args:
         model: an `ASANet` (anything whose call accepts `training` and `return_masks` and
@@ -413,6 +498,7 @@ def mask_score(
         regions: dict region name -> label values scored beside the person; default
             top, bottom, hat and bag (`DEFAULT_REGIONS`).
         threshold: a cell counts as a region when that fraction of it is covered.
+        ties: `"average"` (default) or `"position"`, see `top_k_iou`.
 
     Returns:
         A `MaskScore`.
@@ -442,6 +528,8 @@ def mask_score(
     if not 0.0 < float(threshold) <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}.")
     _num_top(top_k, 1)
+    if ties not in TIE_RULES:
+        raise ValueError(f"ties must be one of {TIE_RULES}, got {ties!r}.")
     seq_len, batch_size = int(seq_len), int(batch_size)
     image_size = resolve_image_size(model, image_size)
     regions = dict(DEFAULT_REGIONS if regions is None else regions)
@@ -460,10 +548,13 @@ def mask_score(
     def region_cells(select):
         return np.stack([cell_fractions(select(lab), grid) >= threshold for lab in labels])
 
+    tolerances = {key: flat_tolerance(value) for key, value in masks.items()}
+
     def mean_iou(key, frames, region):
         if key not in masks:
             return None
-        return float(np.mean(top_k_iou(masks[key][frames], region, top_k)))
+        iou = top_k_iou(masks[key][frames], region, top_k, ties, tolerances[key])
+        return float(np.mean(iou))
 
     def score(region):
         frames = region.any(axis=(1, 2))
@@ -479,13 +570,18 @@ def mask_score(
         return {
             "re_iou": mean_iou("re_mask", frames, r),
             "ir_iou": mean_iou("ir_mask", frames, r),
-            "centre_iou": float(np.mean(top_k_iou(centre_prior(grid), r, top_k))),
+            "centre_iou": float(np.mean(top_k_iou(centre_prior(grid), r, top_k, ties))),
             "best_iou": float(np.mean(best_top_k_iou(r, top_k))),
             "num_frames": int(frames.sum()),
         }
 
     def flat(key, frames):
-        return None if key not in masks else flat_fraction(masks[key][frames])
+        # Flat by the same tolerance as the ties, so a flat frame is exactly a chance frame.
+        if key not in masks:
+            return None
+        maps = masks[key][frames]
+        spread = maps.max(axis=(-2, -1)) - maps.min(axis=(-2, -1))
+        return float(np.mean(spread <= tolerances[key]))
 
     person_cells = region_cells(lambda lab: lab > 0)
     person_frames = person_cells.any(axis=(1, 2))
@@ -513,6 +609,7 @@ def mask_score(
         threshold=float(threshold),
         re_flat=flat("re_mask", person_frames),
         ir_flat=flat("ir_mask", person_frames),
+        ties=ties,
     )
 
 

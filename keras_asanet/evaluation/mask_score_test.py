@@ -1,4 +1,5 @@
 import glob
+import itertools
 import json
 import os
 
@@ -13,7 +14,9 @@ from keras_asanet.evaluation.mask_score import (
     cell_fractions,
     centre_prior,
     flat_fraction,
+    iter_model_masks,
     mask_score,
+    read_label_map,
     top_k_iou,
     top_k_positions,
 )
@@ -64,6 +67,50 @@ class MaskArithmeticTest(TestCase):
         np.testing.assert_allclose(best_top_k_iou(region, 0.5), [1.0, 1.0])
         np.testing.assert_allclose(best_top_k_iou(region, 0.25), [0.5, 0.5])
         np.testing.assert_allclose(best_top_k_iou(region, 1.0), [0.5, 0.5])
+
+    def test_ties_are_averaged_over_every_way_to_break_them(self):
+        # The 4x2 centre prior: its four central cells tie, k = 2 of them are kept.
+        prior = centre_prior((4, 2))
+        torso = np.zeros((1, 4, 2), bool)
+        torso[0, 1, :] = True  # the upper two central cells, which position order picks
+        self.assertAlmostEqual(float(top_k_iou(prior, torso, 0.2, ties="position")[0]), 1.0)
+        # 1 of the 6 pairs is the torso (IoU 1), 4 share one cell (1/3), 1 misses (0).
+        self.assertAlmostEqual(float(top_k_iou(prior, torso, 0.2)[0]), 1 / 6 + 4 / 6 / 3)
+
+        # Against an enumeration of every tie-breaking, on maps with ties of many sizes.
+        rng = np.random.default_rng(0)
+        scores = rng.integers(0, 3, (200, 3, 3)).astype(float)
+        region = rng.random((200, 3, 3)) < 0.4
+        region[0] = False
+        for top_k in (0.1, 0.3, 0.5, 1.0):
+            got = top_k_iou(scores, region, top_k)
+            k = max(1, round(top_k * 9))
+            for i in range(1, 200):
+                s, r = scores[i].ravel(), region[i].ravel()
+                kth = np.sort(s)[::-1][k - 1]
+                above = list(np.flatnonzero(s > kth))
+                tied = np.flatnonzero(s == kth)
+                ious = []
+                for pick in itertools.combinations(tied, k - len(above)):
+                    top = np.zeros(9, bool)
+                    top[above + list(pick)] = True
+                    ious.append((top & r).sum() / (top | r).sum() if r.any() else np.nan)
+                np.testing.assert_allclose(got[i], np.mean(ious), rtol=1e-12)
+            self.assertTrue(np.isnan(got[0]))
+
+    def test_tie_tolerance(self):
+        scores = np.array([[[1.0, 1.0 + 1e-9], [0.0, 0.0]]])
+        region = np.array([[[True, False], [False, False]]])
+        # Exact ties only: 1 + 1e-9 is the top cell, outside the region.
+        self.assertEqual(float(top_k_iou(scores, region, 0.25)[0]), 0.0)
+        # Within the tolerance the two upper cells tie: the region cell half of the time.
+        self.assertAlmostEqual(float(top_k_iou(scores, region, 0.25, tie_tolerance=1e-6)[0]), 0.5)
+        # A flat map scores chance: k = 1 of 4 cells, 1 of them the region.
+        self.assertAlmostEqual(float(top_k_iou(np.full((1, 2, 2), 3.0), region, 0.25)[0]), 0.25)
+        with self.assertRaisesRegex(ValueError, "ties must be one of"):
+            top_k_iou(scores, region, ties="random")
+        with self.assertRaisesRegex(ValueError, "tie_tolerance must be finite and >= 0"):
+            top_k_iou(scores, region, tie_tolerance=-1.0)
 
     def test_centre_prior(self):
         prior = centre_prior((5, 3))
@@ -181,8 +228,23 @@ class MaskScoreTest(TestCase):
         collapsed = mask_score(model, tracklets, seq_len=2, image_size=(64, 32))
         self.assertEqual((collapsed.re_flat, collapsed.ir_flat), (1.0, 1.0))
         self.assertIn(
-            "flat masks (IoU by tie order): re 100%, ir 100% of frames", collapsed.one_line()
+            "flat masks (IoU as chance): re 100%, ir 100% of frames", collapsed.one_line()
         )
+        # A flat mask is scored as a random choice of positions, whatever the tie order.
+        labels = [
+            read_label_map(p)
+            for paths, _, _ in iter_model_masks(model, tracklets, seq_len=2, image_size=(64, 32))
+            for clip in paths
+            for p in clip
+        ]
+        person = np.stack([cell_fractions(lab > 0, (4, 2)) >= 0.5 for lab in labels])
+        person = person[person.any(axis=(1, 2))]
+        chance = np.mean(top_k_iou(np.zeros((4, 2)), person, 0.2))
+        self.assertAlmostEqual(collapsed.re_iou, chance, places=9)
+        self.assertAlmostEqual(collapsed.ir_iou, chance, places=9)
+        by_position = mask_score(model, tracklets, seq_len=2, image_size=(64, 32), ties="position")
+        self.assertIn("flat masks (IoU by tie order)", by_position.one_line())
+        self.assertEqual(by_position.ties, "position")
         self.assertIn("not the mask's choice", str(collapsed))
         self.assertEqual(collapsed.to_dict()["re_flat"], 1.0)
 

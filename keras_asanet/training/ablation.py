@@ -218,6 +218,9 @@ class RunMeasure:
     centre_prior_iou: float | None
     seen_mAP: float
     train_seconds: float
+    #: How the mask IoUs broke ties (`keras_asanet.evaluation.mask_score`'s `ties`): runs
+    #: recorded before the rule existed were scored by position.
+    mask_ties: str | None = None
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -225,6 +228,9 @@ class RunMeasure:
     @classmethod
     def from_dict(cls, record):
         """The measure as `to_dict` wrote it (e.g. a run of `docs/results.json`)."""
+        record = dict(record)
+        if "mask_ties" not in record:
+            record["mask_ties"] = None if record.get("mask_iou") is None else "position"
         names = [f.name for f in dataclasses.fields(cls)]
         missing = [n for n in names if n not in record]
         if missing:
@@ -323,6 +329,7 @@ def run_one(row, seed, base_config, output, heldout_seed, log=print):
         centre_prior_iou=None if mask is None else float(mask["centre_iou"]),
         seen_mAP=float(results["final"]["mAP"]),
         train_seconds=float(results.get("train_seconds", float("nan"))),
+        mask_ties=None if mask is None else mask.get("ties", "position"),
     )
 
 
@@ -357,6 +364,8 @@ def summarise(measures):
             "train_seconds",
         ):
             stats[key] = _mean_std([getattr(m, key) for m in ms])
+        rules = {m.mask_ties for m in ms if m.mask_iou is not None}
+        stats["mask_ties"] = rules.pop() if len(rules) == 1 else ("mixed" if rules else None)
         out.append(stats)
     return out
 
@@ -382,14 +391,26 @@ def markdown_table(summary):
             return "-"
         return f"{_fmt(s[value])} ({_fmt(s[ref])})"
 
+    def mask(s):
+        cell = with_ref(s, "mask_iou", "centre_prior_iou")
+        return cell if s.get("mask_ties") in (None, "average") else cell + " †"
+
     for s in summary:
         lines.append(
             f"| {s['row']} | {_fmt(s['mAP'])} | {_fmt(s['rank1'])} | {_fmt(s['baseline_mAP'])} "
             f"| {with_ref(s, 'attr_re', 'majority_re')} "
             f"| {with_ref(s, 'attr_ir', 'majority_ir')} "
-            f"| {with_ref(s, 'mask_iou', 'centre_prior_iou')} | {_fmt(s['seen_mAP'])} "
+            f"| {mask(s)} | {_fmt(s['seen_mAP'])} "
             f"| {', '.join(map(str, s['seeds']))} |"
         )
+    if any(s.get("mask_ties") not in (None, "average") for s in summary):
+        lines += [
+            "",
+            '† mask IoUs scored before ties were averaged (`mask_score(ties="position")`): '
+            "positions a mask or the centre prior does not tell apart went to the lower "
+            "index, which on the 4x2 grid puts the centre prior on the torso; with ties "
+            'averaged its IoU is about half that (docs/results.md, "Ties in the mask score").',
+        ]
     return "\n".join(lines)
 
 
@@ -495,7 +516,8 @@ def per_run_table(measures):
     for m in measures:
         lines.append(
             f"| {m.row} | {m.seed} | {pct(m.mAP)} | {pct(m.rank1)} | {pct(m.baseline_mAP)} "
-            f"| {pct(m.attr_re)} | {pct(m.attr_ir)} | {pct(m.mask_iou)} "
+            f"| {pct(m.attr_re)} | {pct(m.attr_ir)} | {pct(m.mask_iou)}"
+            f"{' †' if m.mask_ties not in (None, 'average') else ''} "
             f"| {m.train_seconds:.0f} |"
         )
     return "\n".join(lines)
