@@ -12,8 +12,9 @@ from keras_asanet.models.saved_layouts import CENTERS_PATH, LEGACY_CENTERS_PATH
 from keras_asanet.tests.test_case import TestCase
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-#: The tutorials' model, written before the centres moved into the model: a real old file.
-LEGACY_ASSET = os.path.join(ROOT, "tutorials", "assets", "asanet_tiny_synthetic_seed0.keras")
+#: A trained model written before the centres moved into the model: a real old file (the
+#: tutorials' model until December 2026, see tests/fixtures/README.md).
+LEGACY_ASSET = os.path.join(ROOT, "tests", "fixtures", "asanet_tiny_legacy_centres_layout.keras")
 
 
 def _built(**kwargs):
@@ -29,7 +30,7 @@ def _weights_h5(keras_file):
 
 
 class SavedLayoutsTest(TestCase):
-    def test_the_tutorial_model_of_the_old_layout_loads_with_its_centres(self):
+    def test_a_model_of_the_old_layout_loads_with_its_centres(self):
         with _weights_h5(LEGACY_ASSET) as f:
             self.assertIn(LEGACY_CENTERS_PATH, f)  # the asset really is of the old layout
             self.assertNotIn(CENTERS_PATH, f)
