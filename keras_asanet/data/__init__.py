@@ -19,8 +19,28 @@ DATASETS = {"mars": Mars, "duke": DukeVideoReID, "synthetic": Mars}
 
 
 def get_dataset(name, root, **kwargs):
-    """Reads dataset `name` (`"mars"`, `"duke"`, or `"synthetic"`, a MARS-layout folder made
-    by `make_synthetic_mars`) from `root`."""
+    """Reads a dataset by name, so a command line or a config can choose the reader.
+
+    Args:
+        name: `"mars"`, `"duke"` or `"synthetic"` (a MARS-layout folder made by
+            `make_synthetic_mars`), any case; the readers are in `DATASETS`.
+        root: the dataset folder, in that dataset's real layout.
+        **kwargs: passed to the reader (e.g. `attributes=`, `verbose=`).
+
+    Returns:
+        A `VideoReIDDataset` (`Mars` or `DukeVideoReID`).
+
+    Raises:
+        ValueError: an unknown name.
+        FileNotFoundError: `root` is missing or not in the expected layout (the reader says
+            which file it expected).
+
+    Example:
+
+    >>> mars = get_dataset("mars", "/data/MARS")  # doctest: +SKIP
+    >>> mars.num_train_pids                        # doctest: +SKIP
+    625
+    """
     key = str(name).lower()
     if key not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; expected one of {sorted(DATASETS)}.")

@@ -301,7 +301,26 @@ class AttributeSchema:
 
 
 def builtin_attribute_csv(dataset: str) -> str:
-    """Path of the packaged annotation CSV of `"mars"` or `"duke"` (Chen et al., PRCV 2019)."""
+    """Path of the packaged attribute annotation CSV of a dataset.
+
+    The tracklet attributes of Chen et al. (PRCV 2019) ship with the package, so the readers
+    annotate MARS and DukeMTMC-VideoReID without a download.
+
+    Args:
+        dataset: `"mars"` or `"duke"` (any case).
+
+    Returns:
+        The CSV's path (a str).
+
+    Raises:
+        ValueError: another dataset name.
+
+    Example:
+
+    >>> import os
+    >>> os.path.basename(builtin_attribute_csv("mars"))
+    'mars_attributes.csv'
+    """
     key = dataset.lower()
     if key not in _SCHEMAS:
         raise ValueError(f"No built-in attribute file for {dataset!r}; expected 'mars' or 'duke'.")

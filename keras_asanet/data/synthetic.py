@@ -512,6 +512,20 @@ def default_synthetic_root(num_identities=300, image_size=(64, 32), seed=0, base
     Each (version, identities, size, seed) gets its own folder, so building the dataset of
     another seed (e.g. to evaluate on unseen identities and scenes) never rebuilds, or mixes
     with, the one a run trained on.
+
+    Args:
+        num_identities: identities of the dataset (half of them in its training split).
+        image_size: `(height, width)` of the rendered frames.
+        seed: the dataset seed (people, camera sites, light).
+        base: the cache's parent folder instead of `~/.keras_asanet/synthetic`.
+
+    Returns:
+        The folder's path (a str); nothing is created.
+
+    Example:
+
+    >>> os.path.basename(default_synthetic_root(300, (64, 32), seed=1000))
+    'v2-n300-64x32-seed1000'
     """
     base = base or os.path.join(os.path.expanduser("~"), ".keras_asanet", "synthetic")
     h, w = (int(v) for v in image_size)

@@ -39,8 +39,23 @@ _ALIASES = {
 
 
 def canonical_dataset_name(name: str) -> str:
-    """Maps a dataset name or alias (`"DukeMTMC-VideoReID"`, `"dukev"`, ...) to `"mars"` or
-    `"duke"`; raises `ValueError` for an unknown one."""
+    """Maps a dataset name or alias to the protocol's canonical name.
+
+    Args:
+        name: `"mars"`, `"duke"` or an alias (`"DukeMTMC-VideoReID"`, `"dukev"`, ...), any
+            case, `_` or `-`.
+
+    Returns:
+        `"mars"` or `"duke"`.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+
+    Example:
+
+    >>> canonical_dataset_name("DukeMTMC-VideoReID")
+    'duke'
+    """
     key = str(name).lower().replace("_", "-")
     if key not in _ALIASES:
         raise ValueError(
@@ -247,6 +262,25 @@ def cross_dataset_protocol(test_dataset, trained_on, setup="usual") -> Evaluatio
 
 
 def get_protocol(dataset, setup="usual", trained_on=None) -> EvaluationProtocol:
-    """The protocol for any dataset with query and gallery splits (MARS, Duke or a user's own
-    in the same layout), cross-dataset when `trained_on` names another dataset."""
+    """The evaluation protocol of a dataset with query and gallery splits.
+
+    Works for MARS, Duke or a user's own data in the same layout; cross-dataset when
+    `trained_on` names another dataset (then only the target's test split is used).
+
+    Args:
+        dataset: a `VideoReIDDataset`.
+        setup: `"usual"` (the standard query / gallery split) or `"mixing"` (the gallery
+            holds the queries too, as in ASA-Net's Table I "Mixing"; see the module
+            docstring).
+        trained_on: the name of the dataset the model was trained on, or `None` for the
+            same dataset.
+
+    Returns:
+        An `EvaluationProtocol`.
+
+    Example:
+
+    >>> protocol = get_protocol(mars, "usual")                          # doctest: +SKIP
+    >>> result = protocol.evaluate(features, pids, camids)              # doctest: +SKIP
+    """
     return _build(dataset, setup, trained_on=trained_on)

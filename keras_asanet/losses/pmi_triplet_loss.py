@@ -73,8 +73,23 @@ def pmi_triplet_loss(pids, f_final, f_ir_attr):
     of the mean; a batch where no anchor has a partner gives 0 (not NaN). See
     `pmi_triplet_terms`.
 
+    Args:
+        pids: `(B,)` integer identities.
+        f_final: `(B, D)` identity features, between which the hinge is measured.
+        f_ir_attr: `(B, D_ir)` ID-irrelevant attribute features, which choose the partners.
+
     Returns:
         A float32 scalar.
+
+    Example:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> pids = np.array([0, 0, 1, 1])
+    >>> f_final = rng.normal(size=(4, 8)).astype("float32")
+    >>> f_ir = rng.normal(size=(4, 3)).astype("float32")
+    >>> float(pmi_triplet_loss(pids, f_final, f_ir)) >= 0.0
+    True
     """
     per_anchor, valid = pmi_triplet_terms(pids, f_final, f_ir_attr)
     return masked_mean(per_anchor, valid)

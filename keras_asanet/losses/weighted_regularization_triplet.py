@@ -48,6 +48,21 @@ def weighted_regularization_triplet(labels, features):
     `softplus(sum_j w_ij^p d_ij^p - sum_k w_ik^n d_ik^n)` for every anchor `i`; the batch
     loss is their mean (AGW's `SoftMarginLoss` with target 1). See
     `weighted_regularization_triplet_terms` for the weights and the edge cases.
+
+    Args:
+        labels: `(B,)` integer identities.
+        features: `(B, D)` features (ASA-Net's `f_final`).
+
+    Returns:
+        `(B,)` float32, one loss per anchor.
+
+    Example:
+
+    >>> import numpy as np
+    >>> labels = np.array([0, 0, 1, 1])
+    >>> features = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+    >>> tuple(weighted_regularization_triplet(labels, features).shape)
+    (4,)
     """
     positive, negative = weighted_regularization_triplet_terms(labels, features)
     return ops.softplus(positive - negative)
