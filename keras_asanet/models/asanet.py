@@ -49,6 +49,8 @@ LOSS_WEIGHT_READINGS = {
 DEFAULT_LOSS_WEIGHTS = "swapped"
 CHANNELS_LAST = "channels_last"
 _IDENTITY_POOLING = ("avg", "gem")
+#: The readings of which losses train the attribute branches (`attribute_branch_gradients`).
+ATTRIBUTE_BRANCH_GRADIENTS = ("all_losses", "attribute_loss")
 
 
 @keras.saving.register_keras_serializable(package="keras_asanet")
@@ -103,6 +105,14 @@ class ASANet(keras.Model):
             over the frames, so the motion attributes, which are defined by change across
             frames, are visible to the head and to PMI's pair choice; `f_ir_attr` is then
             twice as wide; see `SpatioTemporalPooling`).
+        attribute_branch_gradients: which losses train the two attribute branches:
+            `"all_losses"` (default, the paper's: the identity losses reach them through
+            ASRE's attention and through the fused attribute feature) or `"attribute_loss"`
+            (ASRE and the fusion read the attribute maps and features through
+            `stop_gradient`, so only the attribute BCE trains the branches, which then
+            cannot turn into identity detectors that the heads memorise; see
+            docs/results.md). The backbone below the branches is trained by every loss
+            either way.
         eval_feature: `"bn"` (BNNeck output, default) or `"raw"` (`f_final`) at inference.
         center_loss_weight, bce_weight, pmi_weight: lambda_cent, lambda_BCE and the initial
             lambda_PMI (0.005) of Eq. 19. The defaults are the `"swapped"` reading of the
@@ -163,6 +173,7 @@ class ASANet(keras.Model):
         asre_mask_activation=None,
         asre_softmax_over="attribute_positions",
         ir_attr_temporal="mean",
+        attribute_branch_gradients="all_losses",
         eval_feature="bn",
         center_loss_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["center_loss_weight"],
         bce_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["bce_weight"],
@@ -229,6 +240,12 @@ class ASANet(keras.Model):
                 f"asre_softmax_over must be one of {SOFTMAX_AXES}, got {asre_softmax_over!r}."
             )
         self.asre_softmax_over = asre_softmax_over
+        if attribute_branch_gradients not in ATTRIBUTE_BRANCH_GRADIENTS:
+            raise ValueError(
+                "attribute_branch_gradients must be one of "
+                f"{ATTRIBUTE_BRANCH_GRADIENTS}, got {attribute_branch_gradients!r}."
+            )
+        self.attribute_branch_gradients = attribute_branch_gradients
         self.asre_mask_activation = (
             keras.activations.serialize(keras.activations.get(asre_mask_activation))
             if asre_mask_activation is not None
@@ -491,6 +508,12 @@ class ASANet(keras.Model):
             s = ops.shape(t)
             return ops.reshape(t, (batch, frames, s[1], s[2], s[3]))
 
+        def identity_view(t):
+            # What the identity path (ASRE, fusion) reads of an attribute map or feature.
+            if self.attribute_branch_gradients == "attribute_loss":
+                return ops.stop_gradient(t)
+            return t
+
         features, masks, attr_maps = {}, {}, {}
         for key, branch in (("re", self.re_attr_branch), ("ir", self.ir_attr_branch)):
             if branch is not None:
@@ -506,13 +529,15 @@ class ASANet(keras.Model):
             asre = getattr(self, f"{key}_asre")
             if asre is not None:
                 identity_map, masks[f"{key}_mask"] = asre(
-                    [identity_map, attr_maps[key]], training=training
+                    [identity_map, identity_view(attr_maps[key])], training=training
                 )
             pooled = getattr(self, f"pool_{key}_id")(unfold(identity_map))
             features[f"f_{key}_id"] = getattr(self, f"w_{key}")(pooled)
         if self.f_id is not None:
             features["f_id"] = self.w_id(self.pool_id(unfold(self.f_id(x_id))))
-        f_final = self.feature_fusion(features)
+        f_final = self.feature_fusion(
+            {k: identity_view(v) if k.endswith("_attr") else v for k, v in features.items()}
+        )
         if self.num_identities:
             bn_feature, id_logits = self.bn_neck(f_final, training=training)
         else:
@@ -700,6 +725,7 @@ class ASANet(keras.Model):
                 "asre_mask_activation": self.asre_mask_activation,
                 "asre_softmax_over": self.asre_softmax_over,
                 "ir_attr_temporal": self.ir_attr_temporal,
+                "attribute_branch_gradients": self.attribute_branch_gradients,
                 "eval_feature": self.eval_feature,
                 "center_loss_weight": self.center_loss_weight,
                 "bce_weight": self.bce_weight,

@@ -6,10 +6,13 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 from keras_asanet.losses.center_loss_test import _np_center
 from keras_asanet.losses.label_smoothing_cross_entropy_test import _np_lsce
+from keras_asanet.losses.multi_binary_attribute_loss import multi_binary_attribute_loss
 from keras_asanet.losses.pmi_triplet_loss_test import _np_pmi
+from keras_asanet.losses.weighted_regularization_triplet import weighted_regularization_triplet
 from keras_asanet.losses.weighted_regularization_triplet_test import _np_wrt
 from keras_asanet.models import ASANet
 from keras_asanet.tests.cross_backend import partner_backends
@@ -399,6 +402,49 @@ class ASANetTest(TestCase):
         self.assertEqual(tiny_model().re_asre.softmax_over, "attribute_positions")
         with self.assertRaisesRegex(ValueError, "asre_softmax_over must be one of"):
             tiny_model(asre_softmax_over="rows")
+
+    def test_attribute_branch_gradients_keeps_identity_losses_out_of_the_branches(self):
+        # The identity losses (here f_final's WRT triplet, which reads the fused f_re_attr
+        # and both ASREs) reach the attribute branches under "all_losses" and not under
+        # "attribute_loss"; the attribute BCE trains them either way, and the forward pass
+        # is the same.
+        x, y = _clips(), _targets()
+        shared = tiny_model()
+        shared(x)
+        _open_non_local_blocks(shared)
+        isolated = tiny_model(attribute_branch_gradients="attribute_loss")
+        isolated(x)
+        _copy_by_path(shared, isolated)
+        self.assertAllClose(shared(x), isolated(x), atol=1e-6)
+
+        def branch_grads(model, loss):
+            def loss_fn():
+                return loss(model(x, training=True))
+
+            variables = [v for v in model.trainable_variables if "_attr_branch" in v.path]
+            self.assertNotEmpty(variables)
+            grads = compute_gradients(loss_fn, variables)
+            return [0.0 if g is None else float(np.abs(self.to_numpy(g)).max()) for g in grads]
+
+        def identity_loss(out):
+            return ops.mean(weighted_regularization_triplet(y["pid"], out["f_final"]))
+
+        def attribute_loss(out):
+            return multi_binary_attribute_loss(
+                ops.concatenate([y["re_attr"], y["ir_attr"]], axis=-1),
+                ops.concatenate([out["re_attr_logits"], out["ir_attr_logits"]], axis=-1),
+                y["attr_mask"],
+            )
+
+        self.assertGreater(max(branch_grads(shared, identity_loss)), 0.0)
+        self.assertEqual(max(branch_grads(isolated, identity_loss)), 0.0)
+        self.assertGreater(min(branch_grads(isolated, attribute_loss)), 0.0)
+        self.assertEqual(
+            ASANet.from_config(isolated.get_config()).attribute_branch_gradients,
+            "attribute_loss",
+        )
+        with self.assertRaisesRegex(ValueError, "attribute_branch_gradients must be one of"):
+            tiny_model(attribute_branch_gradients="none")
 
     def test_ir_attr_temporal_mean_std_doubles_f_ir_attr_and_trains(self):
         model = tiny_model(ir_attr_temporal="mean_std", fusion="b")
