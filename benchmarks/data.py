@@ -1,13 +1,18 @@
 """The training loader against bare JPEG decoding of the same frames (`benchmark.py data`).
 
-`run()` times, per worker count (threads, as `PyDataset(workers=N)` uses), in the same run:
+`run()` times, per worker count, in the same run:
 
 * bare decode: the same tracklets and number of frames as each pipeline batch, decoded and
-  resized only (`read_frame`), nothing written anywhere;
+  resized only (`read_frame`), nothing written anywhere, the clips of a batch spread over
+  `N` threads;
 * the pipeline yielding float32 clips (`TrainClipDataset`, the default `clip_dtype`):
   restricted random sampling, decode, flip, pad-crop, random erasing, targets, NaN check;
 * the same pipeline yielding uint8 clips (`clip_dtype="uint8"`; `ASANet` casts and
   normalises inside its graph).
+
+"Workers" are what `scripts/fit.py --workers N` gives the loader: `TrainClipDataset(workers=N)`
+decodes the clips of one batch in `N` threads, one batch after the other (Keras itself is
+handed one worker; see `TrainClipDataset`). Both sides use the same threads the same way.
 
 Each ratio is bare-decode seconds / pipeline seconds (1.0 = the loader costs nothing beyond
 decoding); goal >= 0.7. Timings are the median of `repeats` passes over `batches` batches,
@@ -26,14 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 
-def _seconds(fn, items, workers):
+def _seconds(fn, items):
     start = time.perf_counter()
-    if workers == 1:
-        for i in items:
-            fn(i)
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(fn, items))
+    for i in items:
+        fn(i)
     return time.perf_counter() - start
 
 
@@ -68,7 +69,7 @@ def run(
     try:
         dataset = Mars(root)
 
-        def pipeline(clip_dtype):
+        def pipeline(clip_dtype, n):
             return TrainClipDataset(
                 dataset.train,
                 dataset.attribute_schema,
@@ -78,18 +79,28 @@ def run(
                 image_size=(height, width),
                 seed=0,
                 clip_dtype=clip_dtype,
+                workers=n,
             )
 
-        data = {"float32": pipeline("float32"), "uint8": pipeline("uint8")}
-        reference = data["float32"]
+        reference = pipeline("float32", 1)
         items = [i % len(reference) for i in range(batches)]
 
-        def bare(i):
-            # The same tracklets and number of frames as pipeline batch i, decoding only.
-            for t in reference._batches[i]:
-                tracklet = dataset.train[t]
-                for f in evenly_spaced(tracklet.num_frames, reference.seq_len):
-                    read_frame(tracklet.frames[f], (height, width))
+        def decode_clip(t):
+            tracklet = dataset.train[t]
+            for f in evenly_spaced(tracklet.num_frames, reference.seq_len):
+                read_frame(tracklet.frames[f], (height, width))
+
+        def bare_with(pool):
+            def bare(i):
+                # The same tracklets and number of frames as pipeline batch i, decoding
+                # only, the clips spread over the pool's threads as the pipeline spreads them.
+                if pool is None:
+                    for t in reference._batches[i]:
+                        decode_clip(t)
+                else:
+                    list(pool.map(decode_clip, reference._batches[i]))
+
+            return bare
 
         clips = len(items) * reference.sampler.batch_size
         result = {
@@ -101,17 +112,22 @@ def run(
             "clips_per_pass": clips,
             "per_workers": {},
         }
-        bare(0)
-        for d in data.values():
-            d[0]  # noqa: B018 - warm the file cache and the code paths
-        fns = {"bare": bare, **{k: d.__getitem__ for k, d in data.items()}}
         for n in workers:
-            # Interleaved (bare, float32, uint8, bare, ...): a load that comes and goes on a
-            # shared machine slows every variant alike instead of one of them.
-            times = {k: [] for k in fns}
-            for _ in range(repeats):
-                for k, fn in fns.items():
-                    times[k].append(_seconds(fn, items, n))
+            pool = ThreadPoolExecutor(n) if n > 1 else None
+            try:
+                data = {d: pipeline(d, n) for d in ("float32", "uint8")}
+                fns = {"bare": bare_with(pool), **{k: d.__getitem__ for k, d in data.items()}}
+                for fn in fns.values():
+                    fn(0)  # warm the file cache, the code paths and the threads
+                # Interleaved (bare, float32, uint8, bare, ...): a load that comes and goes
+                # on a shared machine slows every variant alike instead of one of them.
+                times = {k: [] for k in fns}
+                for _ in range(repeats):
+                    for k, fn in fns.items():
+                        times[k].append(_seconds(fn, items))
+            finally:
+                if pool is not None:
+                    pool.shutdown()
             t_bare = float(np.median(times["bare"]))
             row = {"bare_decode_clips_per_s": round(clips / t_bare, 2)}
             for dtype in data:
@@ -119,8 +135,10 @@ def run(
                 row[f"pipeline_{dtype}_clips_per_s"] = round(clips / t, 2)
                 row[f"ratio_{dtype}"] = round(t_bare / t, 3)
             result["per_workers"][str(n)] = row
-        first = data["float32"][0][0]
-        same = data["uint8"][0][0]
+        first = reference[0][0]
+        same = pipeline("uint8", 1)[0][0]
+        # With N decode threads a batch is the same batch (`TrainClipDataset`).
+        result["batches_equal_across_workers"] = bool(np.array_equal(data["uint8"][0][0], same))
         # The uint8 batch is the float32 batch rounded (erasing fill and gain included).
         result["uint8_vs_float32_max_pixel_difference"] = float(
             np.max(np.abs(first - same.astype(np.float32)))

@@ -29,6 +29,8 @@ class DataBenchmarkTest(TestCase):
                 self.assertGreater(row[f"{key}_clips_per_s"], 0.0)
             self.assertGreater(row["ratio_uint8"], 0.0)
         self.assertEqual(out["clips_per_pass"], 8)
+        # Two decode threads give the batch one thread gives.
+        self.assertTrue(out["batches_equal_across_workers"])
         # The uint8 batch is the float32 batch rounded (the erasing fill 123.675 -> 124 ...).
         self.assertLessEqual(out["uint8_vs_float32_max_pixel_difference"], 0.5)
         self.assertIn("| workers |", data.table(out))

@@ -171,8 +171,16 @@ def run(
     root=None,
     threads=None,
     timeout=900,
+    modes=("auto",),
 ) -> dict:
-    """Runs every backend and the reference in subprocesses on one synthetic dataset."""
+    """Runs every backend and the reference in subprocesses on one synthetic dataset.
+
+    Args:
+        modes: the `jit_compile` values the Keras model is compiled with, each a
+            configuration of its own: `"auto"` (Keras' choice: XLA on JAX and TensorFlow,
+            eager on torch), `"true"`, `"false"` (a `tf.function` graph on TensorFlow, op by
+            op on JAX). `extract_features` runs the model's own compiled predict function.
+    """
     backends = list(backends or common.installed_backends())
     tmp = None
     if root is None:
@@ -199,13 +207,15 @@ def run(
             "keras": {},
         }
         for backend in backends:
-            result["keras"][backend] = common.run_worker(
-                "benchmarks.infer",
-                backend,
-                [*base, "--kind", "keras", "--jit", "auto"],
-                timeout,
-                threads,
-            )
+            for mode in modes:
+                label = backend if tuple(modes) == ("auto",) else f"{backend} jit_compile={mode}"
+                result["keras"][label] = common.run_worker(
+                    "benchmarks.infer",
+                    backend,
+                    [*base, "--kind", "keras", "--jit", mode],
+                    timeout,
+                    threads,
+                )
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -256,7 +266,7 @@ def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--worker", action="store_true")
     p.add_argument("--kind", choices=("keras", "reference"), required=True)
-    p.add_argument("--jit", default="auto")
+    p.add_argument("--jit", choices=("auto", "true", "false"), default="auto")
     p.add_argument("--root", required=True)
     p.add_argument("--preset", default="asanet_tiny")
     p.add_argument("--image-size", type=int, nargs=2, default=(128, 64))

@@ -9,6 +9,9 @@ active backend's view of the work and prints a markdown table:
   of the network alone (forward + backward, jitted), i.e. how much of the step is XLA's
   convolutions, against the same convolution in PyTorch.
 
+`--layouts` (torch): the backbone's forward + backward channels-last (what `ASANet` computes)
+against channels-first, to tell whether channels-first compute on torch would pay.
+
 Usage: KERAS_BACKEND=torch python -m benchmarks.profile_step [--image-size 128 64] ...
 """
 
@@ -163,17 +166,84 @@ def _keras_conv_grad(conv, x):
     return lambda: [g.numpy() for g in grad()]
 
 
+def layout_comparison(args, repeats=8):
+    """The backbone's forward + backward on the torch backend, channels-last (what `ASANet`
+    computes) against channels-first (no transposes around the convolutions), interleaved.
+    It answers whether channels-first compute is worth building into `ASANet` on torch.
+
+    Returns:
+        `({data_format: median seconds}, max abs difference of the two layer4 maps)`: both
+        backbones start from the same seed, so they compute the same function.
+    """
+    import keras
+    import torch
+
+    from keras_asanet.backbones import AGWResNet
+    from keras_asanet.models.asanet_presets import ASANET_PRESETS
+
+    frames = args.batch[0] * args.batch[1] * args.seq_len
+    clips = np.random.default_rng(0).uniform(0, 255, (frames, *args.image_size, 3))
+    backbone_config = dict(ASANET_PRESETS["asanet_tiny"]["config"]["backbone"], last_stride=1)
+    runs, outputs = {}, {}
+    for data_format in ("channels_last", "channels_first"):
+        keras.utils.set_random_seed(0)
+        backbone = AGWResNet(data_format=data_format, **backbone_config)
+        x = clips if data_format == "channels_last" else clips.transpose(0, 3, 1, 2)
+        x = torch.tensor(np.ascontiguousarray(x), dtype=torch.float32)
+        out = keras.ops.convert_to_numpy(backbone(x)["layer4"])
+        outputs[data_format] = out if data_format == "channels_last" else out.transpose(0, 2, 3, 1)
+        weights = [v.value for v in backbone.trainable_weights]
+
+        def step(backbone=backbone, x=x, weights=weights):
+            loss = keras.ops.mean(backbone(x, training=True)["layer4"] ** 2)
+            torch.autograd.grad(loss, weights)
+
+        step()
+        runs[data_format] = step
+    times = {k: [] for k in runs}
+    for _ in range(repeats):
+        for k, step in runs.items():
+            start = time.perf_counter()
+            step()
+            times[k].append(time.perf_counter() - start)
+    difference = float(np.max(np.abs(outputs["channels_last"] - outputs["channels_first"])))
+    return {k: float(np.median(v)) for k, v in times.items()}, difference
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--image-size", type=int, nargs=2, default=(128, 64))
     p.add_argument("--seq-len", type=int, default=4)
     p.add_argument("--batch", type=int, nargs=2, default=(4, 2))
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument(
+        "--layouts",
+        action="store_true",
+        help="torch only: the backbone channels-last against channels-first",
+    )
     args = p.parse_args(argv)
     import keras
 
     backend = keras.backend.backend()
     print(f"backend {backend}, {len(os.sched_getaffinity(0))} CPU(s)\n")
+    if args.layouts:
+        if backend != "torch":
+            p.error("--layouts compares layouts on the torch backend (KERAS_BACKEND=torch)")
+        times, difference = layout_comparison(args)
+        frames = args.batch[0] * args.batch[1] * args.seq_len
+        h, w = args.image_size
+        print(
+            f"backbone (asanet_tiny) forward + backward, {frames} frames of {h}x{w}, median "
+            "of 8 interleaved repeats:\n\n| data_format | seconds |\n|---|---|"
+        )
+        for k, v in times.items():
+            print(f"| {k} | {v:.3f} |")
+        last, first = times["channels_last"], times["channels_first"]
+        print(
+            f"\nchannels-first is {last / first:.2f}x channels-last (speed); layer4 maps "
+            f"equal to {difference:.1e}"
+        )
+        return 0
     if backend == "torch":
         tables = torch_tables(args)
         for kind, label in (("keras", "keras_asanet, torch backend"), ("reference", "reference")):

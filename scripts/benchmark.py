@@ -71,6 +71,7 @@ def bench_infer(args):
         backends=args.backends,
         threads=args.threads,
         timeout=args.timeout,
+        modes=tuple(m.lower() for m in args.modes) if args.modes else ("auto",),
     )
     return result, infer.table(result)
 
@@ -138,7 +139,7 @@ _TRAIN_DEFAULTS = dict(
 )  # fmt: skip
 _INFER_DEFAULTS = dict(
     preset="asanet_tiny", image_size=(128, 64), seq_len=4, batch_size=16, max_tracklets=120,
-    backends=None, threads=None, timeout=300,
+    backends=None, threads=None, timeout=300, modes=None,
 )  # fmt: skip
 _DATA_DEFAULTS = dict(
     root=None, image_size=(256, 128), batch=(8, 4), seq_len=6, batches=6, workers=(1, 2),
