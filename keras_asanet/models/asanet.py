@@ -459,6 +459,12 @@ class ASANet(keras.Model):
         _, _, h, w, c = input_shape
         dummy = ops.zeros((1, 1, h or 64, w or 32, c or 3))
         self(dummy, training=False, return_dict=True)  # the dict path builds the heads too
+        # The call reaches the backbone through `backbone_map` / `id_map`, never through its
+        # `__call__`, so Keras never marks it built although every layer inside it now is.
+        # An unbuilt layer makes JAX's `predict_on_batch` run the whole model eagerly, op by
+        # op, before every compiled batch (and `predict` once per call): evaluation then
+        # took several times as long on JAX.
+        self.backbone.built = True
         return self
 
     def build(self, input_shape):
