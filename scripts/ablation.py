@@ -94,6 +94,7 @@ def main(argv=None):
         on_measure=save,
         reuse_only=args.reuse_only,
         recorded=recorded,
+        typed=cli.typed_fields(argv if argv is not None else sys.argv[1:], ablation=True),
     )
     env = ablation.environment()
     table = ablation.markdown_table(summary)

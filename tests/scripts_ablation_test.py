@@ -160,6 +160,31 @@ class AblationTableTest(TestCase):
         flipped = ablation.row_config(f"{main}, flip test", 0, base, "out", 1000)
         self.assertFalse(plain.flip_test)
         self.assertEqual(dataclasses.replace(flipped, flip_test=False), plain)
+        # Every row before the 1,000-identity ones trained 40 epochs, whatever the default
+        # is now; those set their own 24.
+        self.assertEqual((early.epochs, plain.epochs), (40, 40))
+        wide = ablation.row_config(
+            "ASANet-a, the main job's recipe on 1000 identities, 24 epochs", 0, base, "out", 1000
+        )
+        self.assertEqual((wide.synthetic_identities, wide.epochs), (1000, 24))
+
+    def test_typed_flags_win_over_the_recipe_not_over_the_row(self):
+        from keras_asanet.cli import typed_fields
+        from keras_asanet.training.runner import RunConfig
+
+        argv = ["--rows", "+asre", "--seeds", "3", "--epochs", "2", "--identities", "12"]
+        typed = typed_fields(argv, ablation=True)
+        self.assertEqual(typed, {"epochs", "synthetic_identities"})
+        base = RunConfig(epochs=2, synthetic_identities=12)
+        tiny = ablation.row_config("+asre", 3, base, "out", 1000, typed)
+        self.assertEqual((tiny.epochs, tiny.synthetic_identities), (2, 12))
+        # Untyped, the recipe's values come back.
+        untyped = ablation.row_config("+asre", 3, base, "out", 1000)
+        self.assertEqual((untyped.epochs, untyped.synthetic_identities), (40, 300))
+        # A row's own override is what the row measures: a typed flag does not move it.
+        row = "ASANet-a, the main job's recipe on 1000 identities, 24 epochs"
+        wide = ablation.row_config(row, 3, base, "out", 1000, typed)
+        self.assertEqual((wide.epochs, wide.synthetic_identities), (24, 1000))
 
     def test_heldout_seed_must_not_be_trained_on(self):
         with self.assertRaisesRegex(ValueError, "held-out seed 1"):

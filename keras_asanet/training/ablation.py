@@ -28,11 +28,14 @@ from keras_asanet.training.runner import LEGACY_SETTINGS
 #: The main job's settings when the first rows were measured, under every row's overrides:
 #: a row trains as it did when its numbers were written, whatever the main job's defaults
 #: have become since (they moved to 600 identities and a weight decay of 1e-2 that spares
-#: the attribute heads; the rows measured on that recipe say so themselves).
+#: the attribute heads, then to 1,000 identities for 24 epochs; the rows measured on those
+#: recipes say so themselves). A flag the user typed wins over these (`row_config`'s
+#: `typed`), never over a row's own overrides.
 #: Settings added after the rows were measured take the values every run had before they
 #: existed (`LEGACY_SETTINGS`, the same values a resumed old run gets).
 MEASURED_RECIPE = {
     "synthetic_identities": 300,
+    "epochs": 40,
     "weight_decay": 5e-4,
     "attribute_head_decay": True,
     **LEGACY_SETTINGS,
@@ -274,11 +277,16 @@ def recorded_measures(path):
     return {(m.row, m.seed): m for m in measures}
 
 
-def row_config(row, seed, base_config, output, heldout_seed):
-    """The `RunConfig` of one ablation run (training seed = dataset seed = `seed`)."""
+def row_config(row, seed, base_config, output, heldout_seed, typed=()):
+    """The `RunConfig` of one ablation run (training seed = dataset seed = `seed`).
+
+    `typed`: the `RunConfig` fields the user set by a flag (`keras_asanet.cli.typed_fields`),
+    which keep `base_config`'s value instead of `MEASURED_RECIPE`'s (a row's own overrides
+    still win: they are what the row measures)."""
     if row not in ABLATION_ROWS:
         raise ValueError(f"Unknown ablation row {row!r}; expected one of {list(ABLATION_ROWS)}.")
     _, run_overrides, model_overrides = ABLATION_ROWS[row]
+    recipe = {k: v for k, v in MEASURED_RECIPE.items() if k not in set(typed)}
     return dataclasses.replace(
         base_config,
         seed=int(seed),
@@ -287,16 +295,17 @@ def row_config(row, seed, base_config, output, heldout_seed):
         output=output,
         eval_untrained=False,
         model_overrides={**base_config.model_overrides, **model_overrides},
-        **{**MEASURED_RECIPE, **run_overrides},
+        **{**recipe, **run_overrides},
     )
 
 
-def run_one(row, seed, base_config, output, heldout_seed, log=print):
+def run_one(row, seed, base_config, output, heldout_seed, log=print, typed=()):
     """Trains one row for one seed (or reuses a finished run in `output`) and returns what it
-    measured on the held-out seed's dataset (the run's own `results["unseen"]`)."""
+    measured on the held-out seed's dataset (the run's own `results["unseen"]`). `typed` as
+    in `row_config`."""
     from keras_asanet.training.runner import rescore, scored_heldout_set, train
 
-    config = row_config(row, seed, base_config, output, heldout_seed)
+    config = row_config(row, seed, base_config, output, heldout_seed, typed)
     results_path = os.path.join(output, "results.json")
     results = None
     if os.path.isfile(results_path):
@@ -464,13 +473,14 @@ def run_ablation(
     on_measure=None,
     reuse_only=False,
     recorded=None,
+    typed=(),
 ):
     """Runs every (row, seed), returns `(measures, summary, seconds)`. With `reuse_only`, a
     (row, seed) without a finished run in `output` is skipped instead of trained (to tabulate
     what exists, e.g. a row measured on fewer seeds). `recorded` (`recorded_measures`) gives
     the measures of runs trained earlier whose folders are gone: a (row, seed) without a
     finished run in `output` takes its recorded measure instead of training (a finished run
-    in `output` wins)."""
+    in `output` wins). `typed`: the fields the user set by a flag (see `row_config`)."""
     recorded = recorded or {}
     if heldout_seed in seeds:
         raise ValueError(
@@ -493,8 +503,9 @@ def run_ablation(
                 log(f"[{row} / seed {seed}] no finished run in {output}: skipped (--reuse-only)")
                 continue
             measure = run_one(
-                row, seed, base_config, os.path.join(output, slug, f"seed{seed}"), heldout_seed, log
-            )
+                row, seed, base_config, os.path.join(output, slug, f"seed{seed}"), heldout_seed,
+                log, typed,
+            )  # fmt: skip
             measures.append(measure)
             log(
                 f"[{row} / seed {seed}] unseen mAP {100 * measure.mAP:.1f} rank-1 "
