@@ -9,8 +9,9 @@ active backend's view of the work and prints a markdown table:
   of the network alone (forward + backward, jitted), i.e. how much of the step is XLA's
   convolutions, against the same convolution in PyTorch.
 
-`--layouts` (torch): the backbone's forward + backward channels-last (what `ASANet` computes)
-against channels-first, to tell whether channels-first compute on torch would pay.
+`--layouts` (torch): the backbone's forward + backward computed channels-last against
+channels-first (what the layers compute on torch-CPU since it was measured faster), both
+taking channels-last frames.
 
 Usage: KERAS_BACKEND=torch python -m benchmarks.profile_step [--image-size 128 64] ...
 """
@@ -167,39 +168,49 @@ def _keras_conv_grad(conv, x):
 
 
 def layout_comparison(args, repeats=8):
-    """The backbone's forward + backward on the torch backend, channels-last (what `ASANet`
-    computes) against channels-first (no transposes around the convolutions), interleaved.
-    It answers whether channels-first compute is worth building into `ASANet` on torch.
+    """The backbone's forward + backward on the torch backend, computed channels-last (Keras'
+    convolutions then transpose around every operator) against channels-first (one
+    transpose at the backbone's boundary, what `compute_data_format` picks on torch-CPU),
+    interleaved. Both backbones take and return channels-last maps.
 
     Returns:
-        `({data_format: median seconds}, max abs difference of the two layer4 maps)`: both
+        `({compute format: median seconds}, max abs difference of the two layer4 maps)`: both
         backbones start from the same seed, so they compute the same function.
     """
     import keras
     import torch
 
     from keras_asanet.backbones import AGWResNet
+    from keras_asanet.layers import data_format as df
     from keras_asanet.models.asanet_presets import ASANET_PRESETS
 
     frames = args.batch[0] * args.batch[1] * args.seq_len
     clips = np.random.default_rng(0).uniform(0, 255, (frames, *args.image_size, 3))
+    x = torch.tensor(clips, dtype=torch.float32)
     backbone_config = dict(ASANET_PRESETS["asanet_tiny"]["config"]["backbone"], last_stride=1)
     runs, outputs = {}, {}
-    for data_format in ("channels_last", "channels_first"):
+    rule = df.channels_last_computes_channels_first
+    for compute_format in ("channels_last", "channels_first"):
         keras.utils.set_random_seed(0)
-        backbone = AGWResNet(data_format=data_format, **backbone_config)
-        x = clips if data_format == "channels_last" else clips.transpose(0, 3, 1, 2)
-        x = torch.tensor(np.ascontiguousarray(x), dtype=torch.float32)
-        out = keras.ops.convert_to_numpy(backbone(x)["layer4"])
-        outputs[data_format] = out if data_format == "channels_last" else out.transpose(0, 2, 3, 1)
+        # The compute format is chosen when a layer is created: pin it for this backbone.
+        df.channels_last_computes_channels_first = lambda f=compute_format: f == "channels_first"
+        try:
+            backbone = AGWResNet(data_format="channels_last", **backbone_config)
+        finally:
+            df.channels_last_computes_channels_first = rule
+        if backbone._compute_format != compute_format:
+            raise RuntimeError(
+                f"the backbone computes {backbone._compute_format}, not {compute_format}"
+            )
+        outputs[compute_format] = keras.ops.convert_to_numpy(backbone(x)["layer4"])
         weights = [v.value for v in backbone.trainable_weights]
 
-        def step(backbone=backbone, x=x, weights=weights):
+        def step(backbone=backbone, weights=weights):
             loss = keras.ops.mean(backbone(x, training=True)["layer4"] ** 2)
             torch.autograd.grad(loss, weights)
 
         step()
-        runs[data_format] = step
+        runs[compute_format] = step
     times = {k: [] for k in runs}
     for _ in range(repeats):
         for k, step in runs.items():
@@ -234,7 +245,7 @@ def main(argv=None):
         h, w = args.image_size
         print(
             f"backbone (asanet_tiny) forward + backward, {frames} frames of {h}x{w}, median "
-            "of 8 interleaved repeats:\n\n| data_format | seconds |\n|---|---|"
+            "of 8 interleaved repeats:\n\n| compute format | seconds |\n|---|---|"
         )
         for k, v in times.items():
             print(f"| {k} | {v:.3f} |")

@@ -11,6 +11,13 @@ meaning either way (a Keras `Conv2D` kernel is `(kh, kw, C_in, C_out)` in both f
 batch-norm vectors are per channel), so a channels-first layer's weights equal a
 channels-last one's. The decision is made when a layer is created.
 
+The other way round on the PyTorch backend without a GPU: Keras' torch convolution, pooling
+and batch norm take channels-first tensors, so a channels-last layer pays a transpose (and a
+memory-format copy) around every one of them. There the layers of this package compute
+channels-first inside and transpose once at their boundary: measured faster on CPU
+(`docs/performance.md`). On a GPU, Keras' channels-last memory format is what cuDNN's tensor
+cores prefer, so nothing changes there.
+
 Layers use `compute_data_format` once in `__init__` and the `to_compute` / `from_compute` /
 `shape_to_compute` helpers (plain `keras.ops`) in `build` and `call`; the backend detection
 lives only here.
@@ -37,14 +44,30 @@ def channels_first_needs_channels_last_compute():
     return keras.backend.backend() == "tensorflow" and not _tensorflow_sees_a_gpu()
 
 
+@functools.cache
+def _torch_sees_a_gpu():
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def channels_last_computes_channels_first():
+    """True when channels-last layers run faster channels-first inside: PyTorch on CPU."""
+    return keras.backend.backend() == "torch" and not _torch_sees_a_gpu()
+
+
 def compute_data_format(data_format):
     """The format a layer with public `data_format` runs its sublayers in.
 
-    `"channels_last"` stays; `"channels_first"` becomes `"channels_last"` where
-    `channels_first_needs_channels_last_compute()` (TensorFlow on CPU), else stays.
+    `"channels_first"` becomes `"channels_last"` where
+    `channels_first_needs_channels_last_compute()` (TensorFlow on CPU); `"channels_last"`
+    becomes `"channels_first"` where `channels_last_computes_channels_first()` (PyTorch on
+    CPU); otherwise the format stays.
     """
     if data_format == "channels_first" and channels_first_needs_channels_last_compute():
         return "channels_last"
+    if data_format == "channels_last" and channels_last_computes_channels_first():
+        return "channels_first"
     return data_format
 
 

@@ -92,7 +92,12 @@ _COMPARE_SCRIPT = textwrap.dedent(
 
 class DataFormatTest(TestCase):
     def test_compute_format_on_this_backend(self):
-        self.assertEqual(df.compute_data_format("channels_last"), "channels_last")
+        torch_cpu = keras.backend.backend() == "torch" and not df._torch_sees_a_gpu()
+        self.assertEqual(df.channels_last_computes_channels_first(), torch_cpu)
+        self.assertEqual(
+            df.compute_data_format("channels_last"),
+            "channels_first" if torch_cpu else "channels_last",
+        )
         tf_cpu = keras.backend.backend() == "tensorflow" and not df._tensorflow_sees_a_gpu()
         self.assertEqual(df.channels_first_needs_channels_last_compute(), tf_cpu)
         self.assertEqual(
