@@ -97,7 +97,12 @@ def _parser():
         image_size_default="default: the model's training size if found, else 256 128; also "
         "the frame size of a synthetic dataset built here",
     )
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="clips per extraction batch (default: the training run's, else 32)",
+    )
     p.add_argument("--max-rank", type=int, default=50)
     p.add_argument(
         "--trained-on",
@@ -221,6 +226,10 @@ def main(argv=None):
         image_size, size_source = trained_model.training_image_size(model, run_config)
     seq_len = trained_model.training_seq_len(run_config, args.seq_len)
     flip = trained_model.training_flip_test(run_config, args.flip_test)
+    try:
+        batch_size = trained_model.training_eval_batch_size(run_config, args.batch_size)
+    except ValueError as err:
+        parser.error(f"--batch-size: {err}")
     if args.flip_test is None and flip:
         print("Flip test on (the training run's results.json; --no-flip-test turns it off).")
     root = args.root
@@ -274,7 +283,7 @@ def main(argv=None):
         metric=args.metric,
         mode=args.mode,
         seq_len=seq_len,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         image_size=image_size,
         max_rank=args.max_rank,
         breakdown=not args.no_breakdown,

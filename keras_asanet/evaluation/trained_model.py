@@ -132,6 +132,24 @@ def training_seq_len(run_config, seq_len=None) -> int:
     return DEFAULT_SEQ_LEN
 
 
+def training_eval_batch_size(run_config, batch_size=None) -> int:
+    """Clips per extraction batch: `batch_size` when given, else the training run's
+    (`run_config["eval_batch_size"]`, so a checkpoint is scored in the batches its run used),
+    else 32.
+
+    Raises:
+        ValueError: `batch_size` is given but below 1.
+    """
+    if batch_size is not None:
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        return int(batch_size)
+    trained = run_config.get("eval_batch_size")
+    if isinstance(trained, int) and not isinstance(trained, bool) and trained > 0:
+        return trained
+    return 32
+
+
 def training_flip_test(run_config, flip=None) -> bool:
     """Whether to average each clip's feature with its mirror's: `flip` when given, else what
     the training run evaluated with (`run_config["flip_test"]`), else `False` (runs written

@@ -107,6 +107,14 @@ class TrainedModelTest(TestCase):
         with self.assertRaisesRegex(ValueError, "seq_len must be >= 1"):
             trained_model.training_seq_len({"seq_len": 4}, 0)  # 0 is not "unset"
 
+    def test_eval_batch_size(self):
+        self.assertEqual(trained_model.training_eval_batch_size({"eval_batch_size": 128}, 8), 8)
+        self.assertEqual(trained_model.training_eval_batch_size({"eval_batch_size": 128}), 128)
+        self.assertEqual(trained_model.training_eval_batch_size({"eval_batch_size": 0}), 32)
+        self.assertEqual(trained_model.training_eval_batch_size({}), 32)
+        with self.assertRaisesRegex(ValueError, "batch_size must be >= 1"):
+            trained_model.training_eval_batch_size({}, 0)
+
     def test_flip_test(self):
         self.assertTrue(trained_model.training_flip_test({"flip_test": True}))
         self.assertFalse(trained_model.training_flip_test({"flip_test": True}, False))
