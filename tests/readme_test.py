@@ -107,9 +107,9 @@ class ReadmeTest(TestCase):
         from keras_asanet.training.runner import DATASET_DEFAULTS, RunConfig
 
         synthetic = DATASET_DEFAULTS["synthetic"]
-        m = re.search(r"\(version (\d+): (\d+) identities.*?(\d+)x(\d+) frames", FLAT)
+        m = re.search(r"\(version (\d+): ([\d,]+) identities.*?(\d+)x(\d+) frames", FLAT)
         self.assertEqual(int(m.group(1)), SYNTHETIC_VERSION)
-        self.assertEqual(int(m.group(2)), RunConfig.synthetic_identities)
+        self.assertEqual(int(m.group(2).replace(",", "")), RunConfig.synthetic_identities)
         self.assertEqual((int(m.group(3)), int(m.group(4))), synthetic["image_size"])
         m = re.search(r"trains the `(\w+)` model for (\d+) epochs with colour jitter", FLAT)
         self.assertEqual((m.group(1), int(m.group(2))), (synthetic["preset"], synthetic["epochs"]))

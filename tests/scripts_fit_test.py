@@ -136,7 +136,7 @@ class FitCliTest(TestCase):
         self.assertTrue(flipped.flip_test)
         plain = fit_script.config_from_args(fit_script.parse_args(["--no-flip-test"]))
         self.assertFalse(plain.flip_test)
-        self.assertEqual(config.scaled_decay_epochs(), (27, 33))
+        self.assertEqual(config.scaled_decay_epochs(), (16, 20))  # 2/3 and 5/6 of 24 epochs
 
     def test_resume_without_checkpoint(self):
         out = self.get_temp_dir()
