@@ -491,6 +491,16 @@ def jit_compile_setting(value):
     """
     if value not in ("auto", "true", "false"):
         raise UsageError(f"--jit-compile must be auto, true or false, got {value!r}.")
+    from keras_asanet.layers.data_format import channels_last_computes_channels_first
+
+    if value == "true" and channels_last_computes_channels_first():
+        # torch.compile's inductor fails on the channels-first compute of the layers on
+        # torch-CPU (and took 154 s for a first step, 33 s for each later one, before it).
+        raise UsageError(
+            "--jit-compile true means torch.compile on the torch backend, which does not "
+            "compile this model on a CPU (docs/performance.md); use --jit-compile auto or "
+            "false (eager), or the jax / tensorflow backend for XLA."
+        )
     return "auto" if value == "auto" else value == "true"
 
 
