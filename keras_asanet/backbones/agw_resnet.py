@@ -16,6 +16,7 @@ from keras_asanet.layers.data_format import (
     shape_to_compute,
     to_compute,
 )
+from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
 from keras_asanet.layers.non_local_block_2d import NonLocalBlock2D
 from keras_asanet.layers.validation import standardize_data_format
 
@@ -295,7 +296,7 @@ class AGWResNet(keras.Model):
             dtype=self.dtype_policy,
             name="conv1",
         )
-        self.bn1 = keras.layers.BatchNormalization(
+        self.bn1 = FusedBatchNormalization(
             axis=compute_channel_axis,
             epsilon=self.bn_epsilon,
             momentum=self.bn_momentum,

@@ -6,6 +6,7 @@ import numbers
 import keras
 from keras import ops
 
+from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
 from keras_asanet.layers.validation import (
     check_positive_int,
     check_rank,
@@ -201,7 +202,7 @@ class ASRE(keras.layers.Layer):
         self.value_conv = conv(value_dim, "value_conv", use_bias=False)
         self.value_conv.build(attribute)
         value_shape = identity[:-1] + (value_dim,)
-        self.batch_norm = keras.layers.BatchNormalization(
+        self.batch_norm = FusedBatchNormalization(
             momentum=self.momentum,
             epsilon=self.epsilon,
             dtype=self.dtype_policy,

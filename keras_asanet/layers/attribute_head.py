@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
 from keras_asanet.layers.validation import check_positive_int, check_rank
 
 
@@ -87,7 +88,7 @@ class AttributeHead(keras.layers.Layer):
             name="hidden_dense",
         )
         self.hidden_dense.build(input_shape)
-        self.batch_norm = keras.layers.BatchNormalization(
+        self.batch_norm = FusedBatchNormalization(
             momentum=self.momentum,
             epsilon=self.epsilon,
             dtype=self.dtype_policy,

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
 from keras_asanet.layers.validation import check_positive_int, check_rank
 
 
@@ -74,7 +75,7 @@ class BNNeck(keras.layers.Layer):
             raise ValueError(
                 f"The feature axis of `inputs` of BNNeck must be known; received {input_shape}."
             )
-        self.batch_norm = keras.layers.BatchNormalization(
+        self.batch_norm = FusedBatchNormalization(
             center=False,
             momentum=self.momentum,
             epsilon=self.epsilon,

@@ -9,6 +9,7 @@ from keras_asanet.layers.data_format import (
     shape_to_compute,
     to_compute,
 )
+from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
 from keras_asanet.layers.instance_batch_norm import InstanceBatchNormalization
 from keras_asanet.layers.validation import standardize_data_format
 
@@ -175,7 +176,7 @@ class BottleneckBlock(keras.layers.Layer):
         )
 
     def _bn(self, name):
-        return keras.layers.BatchNormalization(
+        return FusedBatchNormalization(
             axis=-1 if self._compute_format == "channels_last" else 1,
             epsilon=self.bn_epsilon,
             momentum=self.bn_momentum,

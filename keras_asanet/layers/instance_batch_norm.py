@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
 from keras_asanet.layers.validation import standardize_data_format
 
 
@@ -60,7 +61,7 @@ class InstanceBatchNormalization(keras.layers.Layer):
         self.data_format = standardize_data_format(data_format)
         self._channel_axis = -1 if self.data_format == "channels_last" else 1
         self._spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
-        self.batch_norm = keras.layers.BatchNormalization(
+        self.batch_norm = FusedBatchNormalization(
             axis=self._channel_axis,
             epsilon=self.epsilon,
             momentum=self.momentum,

@@ -9,6 +9,7 @@ from keras_asanet.layers.data_format import (
     shape_to_compute,
     to_compute,
 )
+from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
 from keras_asanet.layers.validation import standardize_data_format
 
 
@@ -161,7 +162,7 @@ class NonLocalBlock2D(keras.layers.Layer):
         self.phi = self._conv(inter, "phi")
         self.w_conv = self._conv(channels, "w_conv")
         gamma = "zeros" if self.zero_init else "ones"
-        self.w_bn = keras.layers.BatchNormalization(
+        self.w_bn = FusedBatchNormalization(
             axis=-1 if self._compute_format == "channels_last" else 1,
             epsilon=self.bn_epsilon,
             momentum=self.bn_momentum,

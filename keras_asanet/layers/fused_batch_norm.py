@@ -1,0 +1,74 @@
+"""`FusedBatchNormalization`: Keras' batch norm, with one fused kernel on the torch backend."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_asanet")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` that calls PyTorch's fused kernel where it can.
+
+    Why it exists: on the torch backend Keras normalises with a dozen elementwise ops per call
+    and as many in the backward pass; with ~30 batch norms in a step that was a large share of
+    the torch backend's step time (`docs/performance.md`). On torch, when the channel axis is
+    axis 1 (channels-first maps, which the package's layers compute on a CPU, or `(B, C)`
+    features), this layer normalises with `torch.native_batch_norm` (training) or
+    `torch.nn.functional.batch_norm` (inference) instead. Everything else is Keras' layer:
+    the same weights, the same config, the same moving-average update (`moving = moving *
+    momentum + batch * (1 - momentum)` with the biased batch variance), float32 statistics
+    under mixed precision. On JAX and TensorFlow, with a mask, `renorm`, `synchronized` or
+    another channel axis, it is exactly `keras.layers.BatchNormalization`. The two paths agree
+    to float32 rounding (PyTorch computes the variance in a more stable order than Keras'
+    `E[x^2] - E[x]^2`).
+
+    Args:
+        **kwargs: the arguments of `keras.layers.BatchNormalization`.
+
+    Returns:
+        The normalised inputs, shaped like them.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
+
+    layer = FusedBatchNormalization(axis=1)
+    maps = np.random.rand(4, 8, 6, 3).astype("float32")  # (B, C, H, W)
+    outputs = layer(maps, training=True)  # moving statistics updated
+    ```
+    """
+
+    def _fused_kernel_applies(self, inputs, mask):
+        if keras.backend.backend() != "torch" or mask is not None:
+            return False
+        if self.renorm or self.synchronized or not isinstance(self.axis, int):
+            return False
+        rank = len(inputs.shape)
+        return rank >= 2 and self.axis % rank == 1
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fused_kernel_applies(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        from keras_asanet.layers import torch_batch_norm
+
+        # Statistics in float32 under mixed precision, as Keras does.
+        inputs = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+        dtype = inputs.dtype
+        gamma = ops.cast(self.gamma, dtype) if self.scale else None
+        beta = ops.cast(self.beta, dtype) if self.center else None
+        moving_mean = ops.cast(self.moving_mean, dtype)
+        moving_variance = ops.cast(self.moving_variance, dtype)
+        if training and self.trainable:
+            outputs, mean, variance = torch_batch_norm.normalize_training(
+                inputs, gamma, beta, self.epsilon
+            )
+            self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(
+                moving_variance * self.momentum + variance * (1.0 - self.momentum)
+            )
+        else:
+            outputs = torch_batch_norm.normalize_inference(
+                inputs, moving_mean, moving_variance, gamma, beta, self.epsilon
+            )
+        return ops.cast(outputs, self.compute_dtype)

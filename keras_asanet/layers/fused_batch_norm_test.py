@@ -1,0 +1,145 @@
+import keras
+import numpy as np
+from keras import ops
+
+from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
+from keras_asanet.tests.test_case import TestCase, compute_gradients
+
+
+def _pair(**kwargs):
+    """A FusedBatchNormalization and a Keras BatchNormalization with the same weights."""
+    fused = FusedBatchNormalization(**kwargs)
+    plain = keras.layers.BatchNormalization(**kwargs)
+    return fused, plain
+
+
+def _randomise(layer, shape, seed):
+    """Non-trivial gamma / beta / moving statistics, so a swapped or dropped term shows."""
+    rng = np.random.RandomState(seed)
+    channels = shape[layer.axis]
+    for weight in layer.weights:
+        if "variance" in weight.path:
+            weight.assign(rng.uniform(0.5, 2.0, channels).astype("float32"))
+        else:
+            weight.assign(rng.randn(channels).astype("float32"))
+
+
+class FusedBatchNormalizationTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        rng = np.random.RandomState(0)
+        # Channels on axis 1 (the fused case on torch), an offset and a scale per channel.
+        self.maps = (rng.randn(4, 6, 5, 3) * 3.0 + 2.0).astype("float32")
+        self.features = (rng.randn(8, 6) * 2.0 - 1.0).astype("float32")
+
+    def test_layer_behaviors(self):
+        self.run_layer_test(
+            FusedBatchNormalization,
+            init_kwargs={"axis": 1, "momentum": 0.9, "epsilon": 1e-5},
+            input_data=self.maps,
+            expected_output_shape=(4, 6, 5, 3),
+            expected_num_trainable_weights=2,
+            expected_num_non_trainable_weights=2,
+        )
+
+    def _check_same_as_keras(self, x, training, **kwargs):
+        fused, plain = _pair(**kwargs)
+        for layer in (fused, plain):
+            layer.build(x.shape)
+            _randomise(layer, x.shape, seed=1)
+        out_fused = fused(x, training=training)
+        out_plain = plain(x, training=training)
+        self.assertAllClose(out_fused, out_plain, atol=2e-5, rtol=2e-5)
+        for a, b in zip(fused.non_trainable_weights, plain.non_trainable_weights):
+            self.assertAllClose(a, b, atol=1e-6, rtol=1e-5, msg=a.path)
+
+    def test_training_matches_keras_channels_first_maps(self):
+        fused, plain = _pair(axis=1, momentum=0.8)
+        for layer in (fused, plain):
+            layer.build(self.maps.shape)
+            _randomise(layer, self.maps.shape, seed=1)
+        start = self.to_numpy(fused.moving_variance)
+        self.assertAllClose(
+            fused(self.maps, training=True), plain(self.maps, training=True), atol=2e-5
+        )
+        for a, b in zip(fused.non_trainable_weights, plain.non_trainable_weights):
+            self.assertAllClose(a, b, atol=1e-6, rtol=1e-5, msg=a.path)
+        # Keras' update: moving * momentum + batch * (1 - momentum), biased batch variance.
+        self.assertAllClose(
+            fused.moving_variance,
+            0.8 * start + 0.2 * self.maps.var(axis=(0, 2, 3)),
+            atol=1e-5,
+            rtol=1e-4,
+        )
+
+    def test_inference_matches_keras(self):
+        self._check_same_as_keras(self.maps, False, axis=1)
+        self._check_same_as_keras(self.features, False, axis=-1, center=False)
+
+    def test_features_and_channels_last_match_keras(self):
+        self._check_same_as_keras(self.features, True, axis=-1)
+        self._check_same_as_keras(self.features, True, axis=-1, center=False)
+        # Channels last: Keras' own path on every backend.
+        self._check_same_as_keras(self.maps, True, axis=-1)
+
+    def test_frozen_layer_uses_moving_statistics(self):
+        fused, plain = _pair(axis=1)
+        for layer in (fused, plain):
+            layer.build(self.maps.shape)
+            _randomise(layer, self.maps.shape, seed=2)
+            layer.trainable = False
+        before = self.to_numpy(fused.moving_mean)
+        self.assertAllClose(
+            fused(self.maps, training=True), plain(self.maps, training=True), atol=2e-5
+        )
+        self.assertAllClose(fused.moving_mean, before)
+
+    def test_gradients_match_keras(self):
+        fused, plain = _pair(axis=1)
+        for layer in (fused, plain):
+            layer.build(self.maps.shape)
+            _randomise(layer, self.maps.shape, seed=3)
+        weights = ops.convert_to_tensor(
+            np.random.RandomState(4).randn(*self.maps.shape).astype("float32")
+        )
+        grads = []
+        for layer in (fused, plain):
+            x = keras.Variable(self.maps, name="x")
+
+            def loss_fn(layer=layer, x=x):
+                return ops.sum(layer(x, training=True) * weights)
+
+            grads.append(compute_gradients(loss_fn, [x, layer.gamma, layer.beta]))
+        for a, b in zip(*grads):
+            self.assertAllClose(a, b, atol=1e-4, rtol=1e-4)
+
+    def test_mixed_precision_statistics_in_float32(self):
+        x = self.maps.astype("float16")
+        fused = FusedBatchNormalization(axis=1, dtype="mixed_float16")
+        plain = keras.layers.BatchNormalization(axis=1, dtype="mixed_float16")
+        out_fused = fused(x, training=True)
+        out_plain = plain(x, training=True)
+        self.assertEqual(keras.backend.standardize_dtype(out_fused.dtype), "float16")
+        self.assertEqual(keras.backend.standardize_dtype(fused.moving_mean.dtype), "float32")
+        self.assertAllClose(out_fused, out_plain, atol=5e-3, rtol=5e-3)
+
+    def test_fused_kernel_is_used_on_torch_only_for_channels_on_axis_1(self):
+        fused = FusedBatchNormalization(axis=1)
+        last = FusedBatchNormalization(axis=-1)
+        on_torch = keras.backend.backend() == "torch"
+        self.assertEqual(fused._fused_kernel_applies(self.maps, None), on_torch)
+        self.assertFalse(last._fused_kernel_applies(self.maps, None))
+        self.assertEqual(last._fused_kernel_applies(self.features, None), on_torch)
+        self.assertFalse(fused._fused_kernel_applies(self.maps, np.ones((4, 5, 3), bool)))
+        if on_torch:
+            # The output comes from PyTorch's batch-norm kernel, not from elementwise ops.
+            x = ops.convert_to_tensor(self.maps)
+            x.requires_grad_(True)
+            out = fused(x, training=True)
+            self.assertIn("BatchNorm", type(out.grad_fn).__name__)
+
+    def test_serialization(self):
+        layer = FusedBatchNormalization(axis=1, momentum=0.7, epsilon=1e-4)
+        restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+        self.assertIsInstance(restored, FusedBatchNormalization)
+        self.assertEqual(restored.get_config(), layer.get_config())
