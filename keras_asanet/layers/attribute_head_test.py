@@ -99,3 +99,33 @@ class AttributeHeadTest(TestCase):
     def test_wrong_rank(self):
         with self.assertRaisesRegex(ValueError, "rank 2"):
             AttributeHead(num_outputs=3)(np.ones((2, 3, 8), "float32"))
+
+    def test_dropout_drops_the_input_in_training_only(self):
+        x = np.abs(np.random.RandomState(1).randn(64, 16)).astype("float32") + 0.5
+        layer = AttributeHead(num_outputs=3, hidden_dim=6, dropout=0.5)
+        layer(x)
+        randomize_batch_norm(layer.batch_norm, np.random.RandomState(2))
+        # Inference: exactly the head without dropout (the oracle has none).
+        self.assertAllClose(layer(x, training=False), head_oracle(layer, x, False), atol=1e-5)
+        # Training: the first Dense sees the input with about half its entries zeroed and the
+        # rest scaled by 2, so the hidden pre-activations differ from the undropped ones.
+        dropped = self.to_numpy(layer.input_dropout(x, training=True))
+        zero = dropped == 0.0
+        self.assertGreater(zero.mean(), 0.35)
+        self.assertLess(zero.mean(), 0.65)
+        self.assertAllClose(dropped[~zero], 2.0 * x[~zero], atol=1e-6)
+        with self.assertRaises(AssertionError):
+            self.assertAllClose(layer(x, training=True), head_oracle(layer, x, True), atol=1e-3)
+
+    def test_dropout_zero_adds_no_layer_or_weight(self):
+        layer = AttributeHead(num_outputs=3, dropout=0.0)
+        layer(self.x)
+        self.assertIsNone(layer.input_dropout)
+        with_dropout = AttributeHead(num_outputs=3, dropout=0.3)
+        with_dropout(self.x)
+        self.assertEqual(len(layer.weights), len(with_dropout.trainable_weights) + 2)
+        revived = self.run_serialization_test(with_dropout)
+        self.assertEqual(revived.get_config()["dropout"], 0.3)
+        for bad in (1.0, -0.1, "0.5", True):
+            with self.assertRaisesRegex(ValueError, "dropout"):
+                AttributeHead(num_outputs=3, dropout=bad)

@@ -113,6 +113,9 @@ class ASANet(keras.Model):
             synthetic tuning seed: ID-irrelevant head +5 points, ID-relevant +0.3, mAP
             -1.5, see docs/results.md). The backbone below the branches is trained by every loss
             either way.
+        attribute_head_dropout: float in [0, 1), dropout on the input feature of both
+            attribute heads in training (`AttributeHead(dropout=...)`; not in the paper,
+            default 0.0: none).
         eval_feature: `"bn"` (BNNeck output, default) or `"raw"` (`f_final`) at inference.
         center_loss_weight, bce_weight, pmi_weight: lambda_cent, lambda_BCE and the initial
             lambda_PMI (0.005) of Eq. 19. The defaults are the `"swapped"` reading of the
@@ -174,6 +177,7 @@ class ASANet(keras.Model):
         asre_softmax_over="attribute_positions",
         ir_attr_temporal="mean",
         attribute_branch_gradients="all_losses",
+        attribute_head_dropout=0.0,
         eval_feature="bn",
         center_loss_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["center_loss_weight"],
         bce_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["bce_weight"],
@@ -246,6 +250,13 @@ class ASANet(keras.Model):
                 f"{ATTRIBUTE_BRANCH_GRADIENTS}, got {attribute_branch_gradients!r}."
             )
         self.attribute_branch_gradients = attribute_branch_gradients
+        if isinstance(attribute_head_dropout, bool) or not (
+            isinstance(attribute_head_dropout, (int, float)) and 0 <= attribute_head_dropout < 1
+        ):
+            raise ValueError(
+                f"attribute_head_dropout must be a float in [0, 1), got {attribute_head_dropout!r}."
+            )
+        self.attribute_head_dropout = float(attribute_head_dropout)
         self.asre_mask_activation = (
             keras.activations.serialize(keras.activations.get(asre_mask_activation))
             if asre_mask_activation is not None
@@ -351,11 +362,21 @@ class ASANet(keras.Model):
         self.w_id = maybe("id" in branches, lambda: dense("w_id"))
         self.re_attr_head = maybe(
             self.attribute_supervision,
-            lambda: AttributeHead(self.num_re_attributes, dtype=dtype, name="re_attr_head"),
+            lambda: AttributeHead(
+                self.num_re_attributes,
+                dropout=self.attribute_head_dropout,
+                dtype=dtype,
+                name="re_attr_head",
+            ),
         )
         self.ir_attr_head = maybe(
             self.attribute_supervision,
-            lambda: AttributeHead(self.num_ir_attributes, dtype=dtype, name="ir_attr_head"),
+            lambda: AttributeHead(
+                self.num_ir_attributes,
+                dropout=self.attribute_head_dropout,
+                dtype=dtype,
+                name="ir_attr_head",
+            ),
         )
         self.feature_fusion = FeatureFusion(
             strategy=fusion,
@@ -732,6 +753,7 @@ class ASANet(keras.Model):
                 "asre_softmax_over": self.asre_softmax_over,
                 "ir_attr_temporal": self.ir_attr_temporal,
                 "attribute_branch_gradients": self.attribute_branch_gradients,
+                "attribute_head_dropout": self.attribute_head_dropout,
                 "eval_feature": self.eval_feature,
                 "center_loss_weight": self.center_loss_weight,
                 "bce_weight": self.bce_weight,

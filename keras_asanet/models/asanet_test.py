@@ -463,6 +463,18 @@ class ASANetTest(TestCase):
         with self.assertRaisesRegex(ValueError, "attribute_branch_gradients must be one of"):
             tiny_model(attribute_branch_gradients="none")
 
+    def test_attribute_head_dropout_reaches_both_heads_and_round_trips(self):
+        model = tiny_model(attribute_head_dropout=0.25)
+        model(_clips(), training=False)
+        for head in (model.re_attr_head, model.ir_attr_head):
+            self.assertEqual(head.dropout, 0.25)
+            self.assertIsNotNone(head.input_dropout)
+        self.assertIsNone(tiny_model().re_attr_head.input_dropout)
+        revived = ASANet.from_config(model.get_config())
+        self.assertEqual(revived.attribute_head_dropout, 0.25)
+        with self.assertRaisesRegex(ValueError, "attribute_head_dropout"):
+            tiny_model(attribute_head_dropout=1.0)
+
     def test_ir_attr_temporal_mean_std_doubles_f_ir_attr_and_trains(self):
         model = tiny_model(ir_attr_temporal="mean_std", fusion="b")
         x = _clips()
