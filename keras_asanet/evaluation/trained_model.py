@@ -122,14 +122,7 @@ def training_seq_len(run_config, seq_len=None) -> int:
     Raises:
         ValueError: `seq_len` is given but below 1 (0 is not "unset").
     """
-    if seq_len is not None:
-        if int(seq_len) < 1:
-            raise ValueError(f"seq_len must be >= 1, got {seq_len}.")
-        return int(seq_len)
-    trained = run_config.get("seq_len")
-    if isinstance(trained, int) and not isinstance(trained, bool) and trained > 0:
-        return trained
-    return DEFAULT_SEQ_LEN
+    return _positive_int_setting(run_config, "seq_len", seq_len, DEFAULT_SEQ_LEN)
 
 
 def training_eval_batch_size(run_config, batch_size=None) -> int:
@@ -140,14 +133,20 @@ def training_eval_batch_size(run_config, batch_size=None) -> int:
     Raises:
         ValueError: `batch_size` is given but below 1.
     """
-    if batch_size is not None:
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        return int(batch_size)
-    trained = run_config.get("eval_batch_size")
+    return _positive_int_setting(run_config, "eval_batch_size", batch_size, 32, "batch_size")
+
+
+def _positive_int_setting(run_config, key, given, default, name=None):
+    """`given` when not None (checked >= 1), else the run's positive int `run_config[key]`,
+    else `default`."""
+    if given is not None:
+        if int(given) < 1:
+            raise ValueError(f"{name or key} must be >= 1, got {given}.")
+        return int(given)
+    trained = run_config.get(key)
     if isinstance(trained, int) and not isinstance(trained, bool) and trained > 0:
         return trained
-    return 32
+    return default
 
 
 def training_flip_test(run_config, flip=None) -> bool:
