@@ -248,6 +248,14 @@ def add_run_arguments(p, ablation=False):
         "synthetic, see docs/results.md; attribute_positions on MARS / Duke)",
     )
     p.add_argument(
+        "--attribute-loss-weighting",
+        choices=("none", "positive_ratio"),
+        default=None,
+        help="the attribute BCE as Eq. 18 (none, the default) or weighted by each slot's "
+        "positive ratio in the training split, so rare attributes such as a hat weigh more "
+        "(positive_ratio, DeepMAR's weighting; see docs/results.md)",
+    )
+    p.add_argument(
         "--identity-pooling",
         choices=("avg", "gem"),
         default=None,
@@ -435,6 +443,7 @@ def config_from_args(args):
         "asre_attention_decay": args.asre_attention_decay,
         "bce_weight": args.bce_weight,
         "asre_softmax_over": args.asre_softmax_over,
+        "attribute_loss_weighting": args.attribute_loss_weighting,
         "flip_test": args.flip_test,
     }
     settings = dataset_defaults(args.dataset)

@@ -147,6 +147,39 @@ class CliTest(TestCase):
             }
             self.assertEqual((model.center_loss_weight, model.bce_weight, *axes), expected)
 
+    def test_attribute_loss_weighting_flag_gives_the_model_the_training_ratios(self):
+        from keras_asanet.data import MARS_SCHEMA
+        from keras_asanet.data.tracklet import Tracklet
+        from keras_asanet.training.runner import RunConfig, UsageError, build_model
+
+        self.assertEqual(cli.config_from_args(self.fit.parse_args([])).attribute_loss_weighting,
+                         "none")  # fmt: skip
+        config = cli.config_from_args(
+            self.fit.parse_args(["--attribute-loss-weighting", "positive_ratio"])
+        )
+        self.assertEqual(config.attribute_loss_weighting, "positive_ratio")
+        config = dataclasses.replace(config, preset="asanet_tiny", image_size=(32, 16))
+        base = {a.name: 0 for a in MARS_SCHEMA.attributes}
+        rows = [dict(base, hat=1), dict(base, hat=0), None, dict(base, hat=0), dict(base, hat=0)]
+
+        class TinyDataset:
+            num_train_pids = 4
+            attribute_schema = MARS_SCHEMA
+            train = [Tracklet(("f.jpg",), i, 0, i, i, attributes=r)
+                     for i, r in enumerate(rows)]  # fmt: skip
+
+        model = build_model(config, TinyDataset())
+        ratios = model.attribute_positive_ratios
+        self.assertEqual(ratios, MARS_SCHEMA.positive_ratios(rows))
+        self.assertEqual(ratios[23 + 4], 0.25)  # hat: 1 of the 4 annotated tracklets
+        self.assertIsNone(build_model(dataclasses.replace(config, attributes=False),
+                                      TinyDataset()).attribute_positive_ratios)  # fmt: skip
+        TinyDataset.train = [Tracklet(("f.jpg",), 0, 0, 0, 0)]
+        with self.assertRaisesRegex(UsageError, "needs annotated training tracklets"):
+            build_model(config, TinyDataset())
+        with self.assertRaisesRegex(UsageError, "Unknown --attribute-loss-weighting 'rare'"):
+            RunConfig(attribute_loss_weighting="rare").validate()
+
     def test_unseen_synthetic_seed_is_the_training_runs_heldout_seed(self):
         from keras_asanet.evaluation.unseen_synthetic import unseen_synthetic
         from keras_asanet.training.runner import RunConfig

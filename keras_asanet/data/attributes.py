@@ -209,6 +209,31 @@ class AttributeSchema:
                 target[sl.start + value] = 1.0
         return re, ir, np.float32(1.0)
 
+    def positive_ratios(self, rows) -> tuple[float, ...]:
+        """The fraction of annotation rows with each head slot on, ID-relevant slots then
+        ID-irrelevant ones (`id_relevant_dim + id_irrelevant_dim` floats).
+
+        Why: the positive-ratio weighted attribute BCE (`ASANet(attribute_positive_ratios=)`)
+        weighs each slot by how rare its positive side is in the training data.
+
+        Args:
+            rows: annotation rows (dicts keyed by clean name, e.g. the `attributes` of the
+                training tracklets); `None` entries (unannotated tracklets) are skipped.
+
+        Returns:
+            A tuple of floats in [0, 1].
+
+        Raises:
+            ValueError: no annotated row.
+        """
+        encoded = [self.encode(row) for row in rows if row is not None]
+        if not encoded:
+            raise ValueError(
+                "positive_ratios needs at least one annotated row (tracklet attributes); got none."
+            )
+        targets = np.stack([np.concatenate([re, ir]) for re, ir, _ in encoded])
+        return tuple(float(v) for v in targets.mean(axis=0))
+
     def decode(self, scores, group: str) -> dict[str, np.ndarray]:
         """Turns head outputs `(N, group_dim)` (logits or probabilities centred so that 0 is
         the decision boundary of a binary slot, i.e. logits) into class indices per attribute:

@@ -45,6 +45,25 @@ class AttributeSchemaTest(TestCase):
         self.assertEqual(mask, 0.0)
         self.assertFalse(re.any() or ir.any())
 
+    def test_positive_ratios_count_each_slot_over_annotated_rows(self):
+        base = {a.name: 0 for a in MARS_SCHEMA.attributes}
+        rows = [
+            dict(base, top_color=2, hat=1, pose=1),
+            dict(base, top_color=2, hat=0, pose=3),
+            None,  # unannotated: not counted
+            dict(base, top_color=5, hat=1, pose=3),
+            dict(base, top_color=2, hat=0, pose=3),
+        ]
+        ratios = MARS_SCHEMA.positive_ratios(rows)
+        self.assertEqual(len(ratios), 43)
+        self.assertEqual(ratios[2], 0.75)  # top colour class 2 in 3 of 4 rows
+        self.assertEqual(ratios[5], 0.25)
+        self.assertEqual(ratios[23 + 4], 0.5)  # hat
+        self.assertEqual(ratios[32 + 5 + 3], 0.75)  # pose class 3
+        self.assertEqual(ratios[32 + 0], 1.0)  # motion class 0 in every row
+        with self.assertRaisesRegex(ValueError, "annotated row"):
+            MARS_SCHEMA.positive_ratios([None, None])
+
     def test_unknown_attribute_name(self):
         with self.assertRaisesRegex(KeyError, "colour_of_shoes"):
             MARS_SCHEMA["colour_of_shoes"]

@@ -10,6 +10,7 @@ from keras_asanet.losses.multi_binary_attribute_loss import (
     MultiBinaryAttributeLoss,
     multi_binary_attribute_loss,
     multi_binary_attribute_terms,
+    positive_ratio_weights,
 )
 from keras_asanet.losses.pmi_triplet_loss import PMITripletLoss, pmi_triplet_loss, pmi_triplet_terms
 from keras_asanet.losses.weighted_regularization_triplet import (
@@ -31,6 +32,7 @@ __all__ = [
     "multi_binary_attribute_terms",
     "pmi_triplet_loss",
     "pmi_triplet_terms",
+    "positive_ratio_weights",
     "weighted_regularization_triplet",
     "weighted_regularization_triplet_terms",
 ]

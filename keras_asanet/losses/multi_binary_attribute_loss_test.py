@@ -4,20 +4,25 @@ import numpy as np
 from keras_asanet.losses.multi_binary_attribute_loss import (
     MultiBinaryAttributeLoss,
     multi_binary_attribute_loss,
+    positive_ratio_weights,
 )
 from keras_asanet.tests.test_case import TestCase, compute_gradients
 
 
-def _np_bce(targets, logits):
-    """Mean over annotated rows of each row's mean BCE over its annotated (>= 0) slots."""
+def _np_bce(targets, logits, ratios=None):
+    """Mean over annotated rows of each row's mean BCE over its annotated (>= 0) slots; with
+    `ratios`, each term weighted exp(1 - r) where the target is 1 and exp(r) where it is 0."""
     rows = []
     for t_row, x_row in zip(targets, logits.astype("float64")):
         terms = []
-        for t, x in zip(t_row, x_row):
+        for j, (t, x) in enumerate(zip(t_row, x_row)):
             if t < 0:
                 continue
             p = 1.0 / (1.0 + np.exp(-x))
-            terms.append(-(t * np.log(p) + (1.0 - t) * np.log(1.0 - p)))
+            w = 1.0
+            if ratios is not None:
+                w = t * np.exp(1.0 - ratios[j]) + (1.0 - t) * np.exp(ratios[j])
+            terms.append(-w * (t * np.log(p) + (1.0 - t) * np.log(1.0 - p)))
         if terms:
             rows.append(np.mean(terms))
     return float(np.mean(rows)) if rows else 0.0
@@ -156,3 +161,71 @@ class MultiBinaryAttributeLossTest(TestCase):
         model.fit(x, targets, batch_size=8, epochs=3, verbose=0)
         after = float(model.evaluate(x, targets, batch_size=8, verbose=0))
         self.assertLess(after, before)
+
+    # ------------------------------------------------------- positive-ratio weighting
+
+    def test_positive_ratio_weighting_matches_numpy_oracle(self):
+        targets, logits = _batch()
+        targets[1] = -1.0  # an unannotated row
+        targets[3, :2] = -1.0  # a partly annotated one
+        ratios = [0.1, 0.5, 0.9, 0.0, 1.0]
+        expected = _np_bce(targets, logits, ratios)
+        self.assertAllClose(
+            MultiBinaryAttributeLoss(positive_ratios=ratios)(targets, logits),
+            expected,
+            atol=1e-5,
+        )
+        self.assertAllClose(
+            multi_binary_attribute_loss(targets, logits, positive_ratios=ratios),
+            expected,
+            atol=1e-5,
+        )
+        # Not the plain BCE.
+        self.assertGreater(abs(expected - _np_bce(targets, logits)), 1e-2)
+
+    def test_positive_ratio_weights_by_hand(self):
+        targets = np.array([[1.0, 0.0], [0.0, 1.0]], "float32")
+        weights = positive_ratio_weights(targets, [0.2, 0.5])
+        self.assertAllClose(
+            weights,
+            [[np.exp(0.8), np.exp(0.5)], [np.exp(0.2), np.exp(0.5)]],
+            atol=1e-6,
+        )
+
+    def test_uninformed_optimum_stays_on_the_majority_side(self):
+        # One constant logit for a slot that is on in 15 % of the rows: the weighted loss
+        # is lowest below 0.5 probability (the majority answer), above the plain optimum.
+        targets = np.zeros((20, 1), "float32")
+        targets[:3] = 1.0
+        grid = np.linspace(-4.0, 4.0, 801, dtype="float32")
+        losses = [
+            float(
+                multi_binary_attribute_loss(
+                    targets, np.full((20, 1), g, "float32"), positive_ratios=[0.15]
+                )
+            )
+            for g in grid
+        ]
+        best = 1.0 / (1.0 + np.exp(-grid[int(np.argmin(losses))]))
+        odds = 0.15 * np.exp(0.85) / (0.85 * np.exp(0.15))
+        self.assertAllClose(best, odds / (1.0 + odds), atol=5e-3)
+        self.assertGreater(best, 0.15 + 0.05)
+        self.assertLess(best, 0.5)
+
+    def test_positive_ratios_are_validated(self):
+        targets, logits = _batch()
+        with self.assertRaisesRegex(ValueError, "5 attribute slots"):
+            multi_binary_attribute_loss(targets, logits, positive_ratios=[0.5] * 4)
+        for bad in ([0.5, 1.5], [float("nan")], "abc", []):
+            with self.assertRaisesRegex(ValueError, "positive_ratios"):
+                MultiBinaryAttributeLoss(positive_ratios=bad)
+
+    def test_serialization_keeps_positive_ratios(self):
+        revived = self.run_serialization_test(
+            MultiBinaryAttributeLoss(positive_ratios=[0.25, 0.75])
+        )
+        self.assertEqual(revived.positive_ratios, (0.25, 0.75))
+        targets, logits = _batch(slots=2)
+        self.assertAllClose(
+            revived(targets, logits), _np_bce(targets, logits, [0.25, 0.75]), atol=1e-5
+        )

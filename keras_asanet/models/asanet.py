@@ -20,7 +20,10 @@ from keras_asanet.layers.spatio_temporal_pooling import TEMPORAL_MODES, SpatioTe
 from keras_asanet.losses.center_loss import center_loss
 from keras_asanet.losses.class_centers import ClassCenters
 from keras_asanet.losses.label_smoothing_cross_entropy import label_smoothing_cross_entropy
-from keras_asanet.losses.multi_binary_attribute_loss import multi_binary_attribute_loss
+from keras_asanet.losses.multi_binary_attribute_loss import (
+    check_positive_ratios,
+    multi_binary_attribute_loss,
+)
 from keras_asanet.losses.pmi_triplet_loss import pmi_triplet_loss
 from keras_asanet.losses.weighted_regularization_triplet import weighted_regularization_triplet
 from keras_asanet.models.asanet_presets import ASANET_PRESETS
@@ -116,6 +119,13 @@ class ASANet(keras.Model):
         attribute_head_dropout: float in [0, 1), dropout on the input feature of both
             attribute heads in training (`AttributeHead(dropout=...)`; not in the paper,
             default 0.0: none).
+        attribute_positive_ratios: None (default: Eq. 18's unweighted BCE) or one float in
+            [0, 1] per attribute slot, ID-relevant then ID-irrelevant
+            (`num_re_attributes + num_ir_attributes`), the fraction of the annotated
+            training tracklets with that slot on (`AttributeSchema.positive_ratios`); given,
+            `L_BCE` is positive-ratio weighted (`keras_asanet.losses.positive_ratio_weights`,
+            DeepMAR's weighting: not in the paper). The tracked `bce_re` / `bce_ir` stay
+            unweighted, so the lambda_PMI switch's threshold keeps its meaning.
         eval_feature: `"bn"` (BNNeck output, default) or `"raw"` (`f_final`) at inference.
         center_loss_weight, bce_weight, pmi_weight: lambda_cent, lambda_BCE and the initial
             lambda_PMI (0.005) of Eq. 19. The defaults are the `"swapped"` reading of the
@@ -178,6 +188,7 @@ class ASANet(keras.Model):
         ir_attr_temporal="mean",
         attribute_branch_gradients="all_losses",
         attribute_head_dropout=0.0,
+        attribute_positive_ratios=None,
         eval_feature="bn",
         center_loss_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["center_loss_weight"],
         bce_weight=LOSS_WEIGHT_READINGS[DEFAULT_LOSS_WEIGHTS]["bce_weight"],
@@ -257,6 +268,15 @@ class ASANet(keras.Model):
                 f"attribute_head_dropout must be a float in [0, 1), got {attribute_head_dropout!r}."
             )
         self.attribute_head_dropout = float(attribute_head_dropout)
+        self.attribute_positive_ratios = (
+            None
+            if attribute_positive_ratios is None
+            else check_positive_ratios(
+                attribute_positive_ratios,
+                self.num_re_attributes + self.num_ir_attributes,
+                "attribute_positive_ratios",
+            )
+        )
         self.asre_mask_activation = (
             keras.activations.serialize(keras.activations.get(asre_mask_activation))
             if asre_mask_activation is not None
@@ -650,6 +670,7 @@ class ASANet(keras.Model):
                 ops.concatenate([y["re_attr"], y["ir_attr"]], axis=-1),
                 ops.concatenate([out["re_attr_logits"], out["ir_attr_logits"]], axis=-1),
                 mask,
+                positive_ratios=self.attribute_positive_ratios,
             )
             # The per-head means are tracked (bce_ir drives the lambda_PMI switch).
             terms["bce_re"] = multi_binary_attribute_loss(y["re_attr"], out["re_attr_logits"], mask)
@@ -754,6 +775,9 @@ class ASANet(keras.Model):
                 "ir_attr_temporal": self.ir_attr_temporal,
                 "attribute_branch_gradients": self.attribute_branch_gradients,
                 "attribute_head_dropout": self.attribute_head_dropout,
+                "attribute_positive_ratios": None
+                if self.attribute_positive_ratios is None
+                else list(self.attribute_positive_ratios),
                 "eval_feature": self.eval_feature,
                 "center_loss_weight": self.center_loss_weight,
                 "bce_weight": self.bce_weight,

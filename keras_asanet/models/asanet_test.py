@@ -475,6 +475,42 @@ class ASANetTest(TestCase):
         with self.assertRaisesRegex(ValueError, "attribute_head_dropout"):
             tiny_model(attribute_head_dropout=1.0)
 
+    def test_attribute_positive_ratios_weight_the_joint_bce_only(self):
+        rng = np.random.default_rng(3)
+        ratios = rng.uniform(0.05, 0.95, 43).round(3).tolist()
+        x, y = _clips(b=6), _targets(b=6, ids=2)
+        model = tiny_model(attribute_positive_ratios=ratios)
+        y_pred = model(x, training=True)
+        total = float(self.to_numpy(model.compute_loss(x, y, y_pred)))
+        weighted = self.to_numpy(model._trackers["bce"].result())
+        plain_re = self.to_numpy(model._trackers["bce_re"].result())
+        out = {k: self.to_numpy(v) for k, v in y_pred.items()}
+        logits = np.concatenate([out["re_attr_logits"], out["ir_attr_logits"]], axis=-1)
+        targets = np.concatenate([y["re_attr"], y["ir_attr"]], axis=-1)
+        r = np.asarray(ratios)[None]
+        w = targets * np.exp(1.0 - r) + (1.0 - targets) * np.exp(r)
+        bce = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+        annotated = y["attr_mask"] > 0
+        self.assertAllClose(weighted, (w * bce)[annotated].mean(), atol=1e-5)
+        # The tracked per-head means (the lambda_PMI switch reads bce_ir) stay unweighted.
+        self.assertAllClose(plain_re, bce[annotated][:, :32].mean(), atol=1e-5)
+        # The total moves by lambda_BCE times the difference of the two joint means.
+        model.attribute_positive_ratios = None
+        plain_total = float(self.to_numpy(model.compute_loss(x, y, y_pred)))
+        self.assertAlmostEqual(
+            total - plain_total,
+            model.bce_weight * ((w * bce)[annotated].mean() - bce[annotated].mean()),
+            delta=1e-5 * abs(total),
+        )
+        model.attribute_positive_ratios = tuple(ratios)
+        revived = ASANet.from_config(model.get_config())
+        self.assertEqual(revived.attribute_positive_ratios, tuple(ratios))
+        self.assertIsNone(tiny_model().get_config()["attribute_positive_ratios"])
+        with self.assertRaisesRegex(ValueError, "one ratio per attribute slot \\(43\\)"):
+            tiny_model(attribute_positive_ratios=ratios[:32])
+        with self.assertRaisesRegex(ValueError, "attribute_positive_ratios"):
+            tiny_model(attribute_positive_ratios=[2.0] * 43)
+
     def test_ir_attr_temporal_mean_std_doubles_f_ir_attr_and_trains(self):
         model = tiny_model(ir_attr_temporal="mean_std", fusion="b")
         x = _clips()

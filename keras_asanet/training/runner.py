@@ -48,6 +48,7 @@ DATASET_DEFAULTS = {
         # other reading) every mask is constant within a frame (docs/results.md).
         "asre_softmax_over": "identity_positions",
         "asre_attention_decay": True,
+        "attribute_loss_weighting": "none",
         # Features averaged with those of the mirrored clips: +1.1 mAP on average over three
         # tuning-seed models (+1.9, +1.6, -0.3) for twice the extraction (docs/results.md).
         "flip_test": True,
@@ -70,6 +71,7 @@ DATASET_DEFAULTS = {
         "bce_weight": None,
         "asre_softmax_over": "attribute_positions",
         "asre_attention_decay": True,
+        "attribute_loss_weighting": "none",
         # The paper does not say that it flips at test time.
         "flip_test": False,
         # 32 clips of T = 6 at 256x128 keep dense extraction within a 12 GB card.
@@ -81,6 +83,11 @@ DATASET_DEFAULTS = {
 def dataset_defaults(dataset):
     """The default settings of a run on `dataset` (a copy; see `DATASET_DEFAULTS`)."""
     return dict(DATASET_DEFAULTS["synthetic" if dataset == "synthetic" else "paper"])
+
+
+#: `RunConfig.attribute_loss_weighting`: the attribute BCE as Eq. 18 ("none") or weighted
+#: by each slot's positive ratio in the training split ("positive_ratio", DeepMAR's).
+ATTRIBUTE_LOSS_WEIGHTINGS = ("none", "positive_ratio")
 
 
 class UsageError(ValueError):
@@ -109,6 +116,8 @@ class RunConfig:
     # None: the `loss_weights` reading's lambda_BCE; a number overrides it.
     bce_weight: float | None = DATASET_DEFAULTS["synthetic"]["bce_weight"]
     asre_softmax_over: str = DATASET_DEFAULTS["synthetic"]["asre_softmax_over"]
+    # "positive_ratio": the attribute BCE weighted by each slot's training positive ratio.
+    attribute_loss_weighting: str = DATASET_DEFAULTS["synthetic"]["attribute_loss_weighting"]
     identity_pooling: str | None = None
     model_overrides: dict = dataclasses.field(default_factory=dict)
     random_erasing: float = DATASET_DEFAULTS["synthetic"]["random_erasing"]
@@ -199,6 +208,11 @@ class RunConfig:
                 f"Unknown --asre-softmax-over {self.asre_softmax_over!r}; expected one of "
                 f"{list(SOFTMAX_AXES)}."
             )
+        if self.attribute_loss_weighting not in ATTRIBUTE_LOSS_WEIGHTINGS:
+            raise UsageError(
+                f"Unknown --attribute-loss-weighting {self.attribute_loss_weighting!r}; "
+                f"expected one of {list(ATTRIBUTE_LOSS_WEIGHTINGS)}."
+            )
         if not isinstance(self.flip_test, bool):
             raise UsageError(f"flip_test must be True or False, got {self.flip_test!r}.")
         if self.metric not in ("cosine", "euclidean"):
@@ -252,6 +266,7 @@ RESUME_KEYS = (
     "loss_weights",
     "bce_weight",
     "asre_softmax_over",
+    "attribute_loss_weighting",
     "identity_pooling",
     "model_overrides",
     "random_erasing",
@@ -267,6 +282,7 @@ LEGACY_SETTINGS = {
     "bce_weight": None,
     "asre_softmax_over": "attribute_positions",
     "asre_attention_decay": True,
+    "attribute_loss_weighting": "none",
     "flip_test": False,
 }
 
@@ -448,6 +464,16 @@ def build_model(config, dataset):
         overrides.update(attribute_supervision=False, pmi=False)
     elif config.pmi is not None:
         overrides["pmi"] = bool(config.pmi)
+    if config.attributes and config.attribute_loss_weighting == "positive_ratio":
+        rows = [t.attributes for t in dataset.train if t.attributes is not None]
+        if not rows or dataset.attribute_schema is None:
+            raise UsageError(
+                "--attribute-loss-weighting positive_ratio needs annotated training "
+                f"tracklets; the training split of {config.dataset!r} has none."
+            )
+        overrides["attribute_positive_ratios"] = list(
+            dataset.attribute_schema.positive_ratios(rows)
+        )
     overrides.update(config.model_overrides)
     model = ASANet.from_preset(
         config.preset,
