@@ -65,6 +65,16 @@ def positive_ratio_weights(targets, positive_ratios):
 
     Returns:
         `(B, D)` float32 weights.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_asanet.losses import positive_ratio_weights
+
+    targets = np.array([[1.0, 0.0]], "float32")
+    weights = positive_ratio_weights(targets, [0.15, 0.5])  # [[e^0.85, e^0.5]]
+    ```
     """
     targets = to_float(targets)
     ratios = ops.cast(ops.convert_to_tensor(positive_ratios), targets.dtype)
