@@ -53,7 +53,7 @@ def positive_ratio_weights(targets, positive_ratios):
 
     A slot that is on in a fraction `r` of the training tracklets weighs `exp(1 - r)` where
     its target is 1 and `exp(r)` where it is 0, so the rare side of an imbalanced attribute
-    (a hat worn by 15 % of people) weighs up to e times the common side. The weights rise the
+    (a hat worn by 15 % of people) weighs up to e times the common side. The weights raise the
     gradient of rare positives without moving the decision threshold past 0.5 for a feature
     that says nothing (for `r = 0.15` the loss-optimal probability of an uninformed
     prediction is 0.26), so a head still answers the majority class when it cannot see the
