@@ -418,27 +418,83 @@ class AGWResNet(keras.Model):
 
     # ------------------------------------------------------------------ forward
 
+    def _normalization_constants(self):
+        """`(mean, scale, flip)` of the input normalisation `(P x - mean) * scale`, per channel
+        of the normalised input; `P` reverses the channels (RGB -> BGR) when `flip`."""
+        if self.normalization == "torch":
+            return np.asarray(_TORCH_MEAN), 1.0 / np.asarray(_TORCH_STD), False
+        return np.asarray(_CAFFE_BGR_MEAN), np.ones(3), True
+
     def _normalize(self, x):
         """ImageNet normalisation of frames in the compute format."""
         channel_axis = -1 if self._compute_format == "channels_last" else 1
         shape = [1, 1, 1, 1]
         shape[channel_axis] = 3
+        mean, scale, flip = self._normalization_constants()
+        if flip:
+            x = ops.flip(x, axis=channel_axis)
+        x = x - ops.convert_to_tensor(np.reshape(mean, shape), dtype=x.dtype)
         if self.normalization == "torch":
-            mean = ops.convert_to_tensor(np.reshape(_TORCH_MEAN, shape), dtype=x.dtype)
-            std = ops.convert_to_tensor(np.reshape(_TORCH_STD, shape), dtype=x.dtype)
-            return (x - mean) / std
-        mean = ops.convert_to_tensor(np.reshape(_CAFFE_BGR_MEAN, shape), dtype=x.dtype)
-        return ops.flip(x, axis=channel_axis) - mean
+            x = x / ops.convert_to_tensor(np.reshape(1.0 / scale, shape), dtype=x.dtype)
+        return x
+
+    def _normalized_stem_conv(self, x):
+        """`conv1(pad(normalise(x)))` with the normalisation folded into the convolution.
+
+        Why: the normalisation is two or three elementwise passes over the largest tensor of
+        the network (the frames), which TensorFlow's graph and PyTorch run as separate
+        kernels; folded, it costs a multiply over the 7x7 kernel and one convolution of a
+        single frame (`docs/performance.md`: about an eighth of TensorFlow's extraction time
+        on the tiny model). It is exact in real arithmetic: with `K'` the kernel divided by
+        the std on its input channels (and those reversed for `"caffe"`), `conv(pad(P x -
+        mean) * scale, K) = conv(pad(x), K') - conv(pad(mean'), K')`, where the last term,
+        the zero padding of the normalised frame seen from raw pixels, is the same for every
+        frame of a size. Only at inference and where the compute dtype is float32: there the
+        raw pixels cost about one bit of the output's precision; under mixed precision the
+        explicit path stays. Training calls keep the explicit path too: the fold saves
+        nothing measurable in a training step (the backward pass dominates), and the
+        explicit path keeps a seed's training run the same, to the bit, as before the fold.
+        """
+        if self.compute_dtype != "float32":
+            return self.conv1(self.stem_pad(self._normalize(x)))
+        if not self.conv1.built:  # a model calling `backbone_map` builds its layers by use
+            self.conv1.build(self.stem_pad.compute_output_shape(x.shape))
+        mean, scale, flip = self._normalization_constants()
+        if flip:  # channel c of the raw frame feeds normalised channel 2 - c
+            mean, scale = mean[::-1], scale[::-1]
+        kernel = self.conv1.kernel
+        if flip:
+            kernel = ops.flip(kernel, axis=2)
+        kernel = kernel * ops.convert_to_tensor(np.reshape(scale, (1, 1, 3, 1)), "float32")
+        channel_axis = -1 if self._compute_format == "channels_last" else 1
+        shape = [1, 1, 1, 1]
+        shape[channel_axis] = 3
+        mean_frame = ops.ones_like(x[:1]) * ops.convert_to_tensor(
+            np.reshape(mean, shape), "float32"
+        )
+
+        def conv(frames):
+            return ops.conv(
+                self.stem_pad(frames),
+                kernel,
+                strides=2,
+                padding="valid",
+                data_format=self._compute_format,
+            )
+
+        return conv(x) - conv(mean_frame)
 
     def backbone_map(self, inputs, training=None):
         """Stem + layer1-3 (with their non-local blocks): frames -> `X_origin` (C channels)."""
         return self._from_compute(self._backbone_map(self._to_compute(inputs), training))
 
     def _backbone_map(self, inputs, training=None):
-        x = inputs
-        if self.normalize_input:
-            x = self._normalize(ops.cast(x, self.compute_dtype))
-        x = self.conv1(self.stem_pad(x))
+        if self.normalize_input and not training:
+            x = self._normalized_stem_conv(ops.cast(inputs, self.compute_dtype))
+        elif self.normalize_input:
+            x = self.conv1(self.stem_pad(self._normalize(ops.cast(inputs, self.compute_dtype))))
+        else:
+            x = self.conv1(self.stem_pad(inputs))
         x = self.bn1(x, training=training)
         if self.stem_relu:
             x = ops.relu(x)

@@ -367,6 +367,72 @@ class AGWResNetTest(TestCase):
             self.assertGreater(scale, 1.0)
             self.assertAllClose(forward(backbone, x), expected, atol=1e-5 * scale, rtol=1e-4)
 
+    def test_stem_folds_the_normalization_into_its_convolution(self):
+        # `_normalized_stem_conv` convolves raw pixels with a rescaled kernel and subtracts the
+        # convolved mean frame: the same map as the stem convolution of normalised frames,
+        # borders included (odd sizes: the padding differs on each side of the grid).
+        x = images(9, (2, 61, 37, 3))
+        for mode in ("torch", "caffe"):
+            for data_format in ("channels_last", "channels_first"):
+                backbone = AGWResNet(
+                    **TINY,
+                    non_local=(0, 0, 0, 0),
+                    normalization=mode,
+                    data_format=data_format,
+                    include_layer4=False,
+                )
+                frames = x if data_format == "channels_last" else np.transpose(x, (0, 3, 1, 2))
+                backbone.build(frames.shape)
+                randomize_weights(backbone, np.random.default_rng(2))
+                compute = backbone._to_compute(ops.convert_to_tensor(frames))
+                folded = self.to_numpy(backbone._normalized_stem_conv(compute))
+                explicit = self.to_numpy(
+                    backbone.conv1(backbone.stem_pad(backbone._normalize(compute)))
+                )
+                scale = np.abs(explicit).max()
+                self.assertGreater(scale, 1.0)
+                self.assertAllClose(folded, explicit, atol=2e-6 * scale, rtol=1e-5)
+
+    def test_training_calls_keep_the_explicit_normalization(self):
+        # The fold is for inference. A training call computes what it did before the fold,
+        # to the bit (so a seed's training run does not change): the same as a backbone
+        # without normalisation fed the frames `_normalize` returns.
+        config = {**TINY, "non_local": (0, 0, 0, 0), "include_layer4": False}
+        x = images(11, (2, 33, 17, 3)).astype("float32")
+        normalising = AGWResNet(**config)
+        normalised = self.to_numpy(
+            normalising._from_compute(
+                normalising._normalize(normalising._to_compute(ops.convert_to_tensor(x)))
+            )
+        )
+        raw = AGWResNet(**config, normalize_input=False)
+        for backbone in (normalising, raw):
+            backbone.build(x.shape)
+        randomize_weights(raw, np.random.default_rng(3))
+        normalising.set_weights(raw.get_weights())
+        for training, exact in ((True, True), (False, False)):
+            folded = self.to_numpy(normalising.backbone_map(x, training=training))
+            expected = self.to_numpy(raw.backbone_map(normalised, training=training))
+            if exact:
+                np.testing.assert_array_equal(folded, expected)
+            else:  # the inference fold: equal to rounding, not to the bit
+                self.assertAllClose(folded, expected, atol=1e-4, rtol=1e-4)
+                self.assertGreater(np.abs(folded - expected).max(), 0.0)
+
+    def test_stem_keeps_the_explicit_normalization_under_mixed_precision(self):
+        # Raw pixels in float16 would cost the stem's output several bits; mixed precision
+        # normalises first, as before.
+        x = images(10, (2, 32, 16, 3))
+        backbone = AGWResNet(
+            **TINY, non_local=(0, 0, 0, 0), include_layer4=False, dtype="mixed_float16"
+        )
+        backbone.build(x.shape)
+        compute = backbone._to_compute(ops.cast(x, "float16"))
+        folded = backbone._normalized_stem_conv(compute)
+        explicit = backbone.conv1(backbone.stem_pad(backbone._normalize(compute)))
+        self.assertEqual(keras.backend.standardize_dtype(folded.dtype), "float16")
+        self.assertAllClose(folded, explicit, atol=0.0, rtol=0.0)
+
     def test_channels_first_matches_channels_last(self):
         # (The non-local block's channels-first path is tested in its own test.)
         config = {"block_counts": (1, 1, 1, 1), "width": 4, "non_local": (0, 0, 0, 0)}

@@ -1,4 +1,4 @@
-"""`FusedBatchNormalization`: Keras' batch norm, with one fused kernel on the torch backend."""
+"""`FusedBatchNormalization`: Keras' batch norm, with one fused kernel on torch and TensorFlow."""
 
 import keras
 from keras import ops
@@ -6,7 +6,7 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="keras_asanet")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
-    """`keras.layers.BatchNormalization` that calls PyTorch's fused kernel where it can.
+    """`keras.layers.BatchNormalization` that calls the backend's fused kernel where it can.
 
     Why it exists: on the torch backend Keras normalises with a dozen elementwise ops per call
     and as many in the backward pass; with ~30 batch norms in a step that was a large share of
@@ -16,10 +16,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     `torch.nn.functional.batch_norm` (inference) instead. Everything else is Keras' layer:
     the same weights, the same config, the same moving-average update (`moving = moving *
     momentum + batch * (1 - momentum)` with the biased batch variance), float32 statistics
-    under mixed precision. On JAX and TensorFlow, with a mask, `renorm`, `synchronized` or
-    another channel axis, it is exactly `keras.layers.BatchNormalization`. The two paths agree
-    to float32 rounding (PyTorch computes the variance in a more stable order than Keras'
-    `E[x^2] - E[x]^2`).
+    under mixed precision. On TensorFlow, at inference (or when the layer is frozen), maps of
+    rank 4 with channels last are normalised by TensorFlow's `FusedBatchNormV3`, which Grappler
+    folds into the convolution before it; Keras' multiply and add stay two passes over the
+    map. On JAX (where XLA fuses Keras' ops itself), in TensorFlow's training calls, with a
+    mask, `renorm`, `synchronized`, float64 inputs or another channel axis, it is exactly
+    `keras.layers.BatchNormalization`. The paths agree to float32 rounding (PyTorch computes
+    the variance in a more stable order than Keras' `E[x^2] - E[x]^2`).
 
     Args:
         **kwargs: the arguments of `keras.layers.BatchNormalization`.
@@ -40,14 +43,29 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """
 
     def _fused_kernel_applies(self, inputs, mask):
-        if keras.backend.backend() != "torch" or mask is not None:
-            return False
-        if self.renorm or self.synchronized or not isinstance(self.axis, int):
+        """Whether PyTorch's kernel normalises this call (torch, channels on axis 1)."""
+        if keras.backend.backend() != "torch" or not self._plain_statistics(mask):
             return False
         rank = len(inputs.shape)
         return rank >= 2 and self.axis % rank == 1
 
+    def _tf_kernel_applies(self, inputs, mask):
+        """Whether TensorFlow's fused op normalises this call: tensorflow, channels-last maps
+        of rank 4 (not float64)."""
+        if keras.backend.backend() != "tensorflow" or not self._plain_statistics(mask):
+            return False
+        if keras.backend.standardize_dtype(inputs.dtype) == "float64":
+            return False
+        return len(inputs.shape) == 4 and self.axis % 4 == 3
+
+    def _plain_statistics(self, mask):
+        return mask is None and not (
+            self.renorm or self.synchronized or not isinstance(self.axis, int)
+        )
+
     def call(self, inputs, training=None, mask=None):
+        if self._tf_kernel_applies(inputs, mask) and not (training and self.trainable):
+            return self._tf_inference(inputs)
         if not self._fused_kernel_applies(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         from keras_asanet.layers import torch_batch_norm
@@ -71,4 +89,19 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             outputs = torch_batch_norm.normalize_inference(
                 inputs, moving_mean, moving_variance, gamma, beta, self.epsilon
             )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def _tf_inference(self, inputs):
+        from keras_asanet.layers import tf_batch_norm
+
+        # In float32 under mixed precision, as Keras does.
+        inputs = ops.cast(inputs, "float32")
+        outputs = tf_batch_norm.normalize_inference(
+            inputs,
+            ops.cast(self.moving_mean, "float32"),
+            ops.cast(self.moving_variance, "float32"),
+            ops.cast(self.gamma, "float32") if self.scale else None,
+            ops.cast(self.beta, "float32") if self.center else None,
+            self.epsilon,
+        )
         return ops.cast(outputs, self.compute_dtype)

@@ -138,6 +138,64 @@ class FusedBatchNormalizationTest(TestCase):
             out = fused(x, training=True)
             self.assertIn("BatchNorm", type(out.grad_fn).__name__)
 
+    def test_tensorflow_kernel_only_at_inference_on_channels_last_maps(self):
+        on_tf = keras.backend.backend() == "tensorflow"
+        maps_last = FusedBatchNormalization(axis=-1)
+        maps_first = FusedBatchNormalization(axis=1)
+        self.assertEqual(maps_last._tf_kernel_applies(self.maps, None), on_tf)
+        self.assertFalse(maps_first._tf_kernel_applies(self.maps, None))
+        self.assertFalse(maps_last._tf_kernel_applies(self.features, None))
+        self.assertFalse(maps_last._tf_kernel_applies(self.maps.astype("float64"), None))
+        self.assertFalse(maps_last._tf_kernel_applies(self.maps, np.ones((4, 6, 5), bool)))
+        if on_tf:
+            import tensorflow as tf
+
+            maps_last.build(self.maps.shape)
+
+            def graph_ops(training):
+                graph = tf.function(lambda x: maps_last(x, training=training))
+                concrete = graph.get_concrete_function(self.maps)
+                return {op.type for op in concrete.graph.get_operations()}
+
+            self.assertIn("FusedBatchNormV3", graph_ops(False))
+            self.assertNotIn("FusedBatchNormV3", graph_ops(True))  # Keras' training path
+            maps_last.trainable = False  # a frozen layer normalises with its moving statistics
+            self.assertIn("FusedBatchNormV3", graph_ops(True))
+
+    def test_channels_last_inference_and_its_gradient_match_keras(self):
+        # The TensorFlow fused op's path (inference, channels last), against Keras' own; its
+        # gradient matters for saliency maps, which differentiate a model at inference.
+        self._check_same_as_keras(self.maps, False, axis=-1)
+        self._check_same_as_keras(self.maps, False, axis=-1, center=False, scale=False)
+        fused, plain = _pair(axis=-1)
+        for layer in (fused, plain):
+            layer.build(self.maps.shape)
+            _randomise(layer, self.maps.shape, seed=5)
+        weights = ops.convert_to_tensor(
+            np.random.RandomState(6).randn(*self.maps.shape).astype("float32")
+        )
+        grads = []
+        for layer in (fused, plain):
+            x = keras.Variable(self.maps, name="x")
+
+            def loss_fn(layer=layer, x=x):
+                return ops.sum(layer(x, training=False) * weights)
+
+            grads.append(compute_gradients(loss_fn, [x, layer.gamma, layer.beta]))
+        for a, b in zip(*grads):
+            self.assertAllClose(a, b, atol=1e-4, rtol=1e-4)
+
+    def test_mixed_precision_inference_channels_last(self):
+        x = self.maps.astype("float16")
+        fused = FusedBatchNormalization(axis=-1, dtype="mixed_float16")
+        plain = keras.layers.BatchNormalization(axis=-1, dtype="mixed_float16")
+        for layer in (fused, plain):
+            layer.build(x.shape)
+            _randomise(layer, x.shape, seed=7)
+        out_fused = fused(x, training=False)
+        self.assertEqual(keras.backend.standardize_dtype(out_fused.dtype), "float16")
+        self.assertAllClose(out_fused, plain(x, training=False), atol=5e-3, rtol=5e-3)
+
     def test_serialization(self):
         layer = FusedBatchNormalization(axis=1, momentum=0.7, epsilon=1e-4)
         restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
