@@ -38,3 +38,27 @@ class InferBenchmarkTest(OneTorchThread, TestCase):
         self.assertEqual(theirs.shape, ours.shape)
         self.assertAllClose(theirs, ours, atol=1e-4)
         self.assertFalse(np.allclose(theirs[0], theirs[1], atol=1e-3))
+
+    def test_workers_report_the_median_of_their_passes_and_a_table(self):
+        root = os.path.join(self.get_temp_dir(), "synthetic")
+        base = ["--root", root, "--image-size", "32", "16", "--seq-len", "2"]
+        base += ["--batch-size", "4", "--num-identities", "8", "--max-tracklets", "5"]
+        base += ["--repeats", "3"]
+        outputs = {}
+        for kind in ("reference", "keras"):
+            args = infer.worker_parser().parse_args([*base, "--kind", kind])
+            outputs[kind] = infer.worker(args)
+        self.assertEqual(outputs["reference"]["params"], outputs["keras"]["params"])
+        for out in outputs.values():
+            for name in ("test", "long"):
+                self.assertEqual(out[name]["passes"], 3)
+                self.assertGreater(out[name]["tracklets_per_s"], 0.0)
+        self.assertEqual(outputs["keras"]["long"]["tracklets"], 2)
+        result = {
+            "preset": "asanet_tiny", "image_size": [32, 16], "seq_len": 2, "batch_size": 4,
+            "repeats": 3, "threads": 1, "reference": outputs["reference"],
+            "keras": {"torch": {**outputs["keras"], "vs_reference": 1.0}},
+        }  # fmt: skip
+        table = infer.table(result)
+        self.assertIn("the median of 3 passes over each", table)
+        self.assertIn("| keras_asanet torch (`extract_features`) |", table)

@@ -5,6 +5,7 @@ Usage:
     python scripts/benchmark.py train [--preset P] [--image-size H W] [--seq-len T]
                                       [--batch P K] [--steps N] [--backends ...]
     python scripts/benchmark.py infer [--preset P] [--image-size H W] [--batch-size N]
+                                      [--repeats N]
     python scripts/benchmark.py data [--root DIR] [--batches N] [--workers 1 2]
     python scripts/benchmark.py ranking [--torchreid-src DIR] [--skip-large]
     python scripts/benchmark.py all [--torchreid-src DIR]
@@ -15,8 +16,9 @@ plain PyTorch ASA-Net of `benchmarks/reference_torch.py` (same parameter count, 
 time to the first step and memory. CPU defaults are small; the paper's GPU setting is
 `--preset asanet_b --image-size 256 128 --seq-len 6 --batch 8 4`.
 
-`infer`: tracklets/s of dense feature extraction per backend against the reference, and the
-RSS growth on short and on long tracklets (bounded by the batch).
+`infer`: tracklets/s of dense feature extraction per backend against the reference (the
+median of `--repeats` passes), and the RSS growth on short and on long tracklets (bounded by
+the batch).
 
 `data`: the training loader (float32 and uint8 clips) against bare JPEG decoding of the same
 frames, per worker count (goal >= 0.7x).
@@ -68,6 +70,7 @@ def bench_infer(args):
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         max_tracklets=args.max_tracklets,
+        repeats=args.repeats,
         backends=args.backends,
         threads=args.threads,
         timeout=args.timeout,
@@ -139,7 +142,7 @@ _TRAIN_DEFAULTS = dict(
 )  # fmt: skip
 _INFER_DEFAULTS = dict(
     preset="asanet_tiny", image_size=(128, 64), seq_len=4, batch_size=16, max_tracklets=120,
-    backends=None, threads=None, timeout=300, modes=None,
+    repeats=5, backends=None, threads=None, timeout=300, modes=None,
 )  # fmt: skip
 _DATA_DEFAULTS = dict(
     root=None, image_size=(256, 128), batch=(8, 4), seq_len=6, batches=6, workers=(1, 2),
