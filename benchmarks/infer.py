@@ -186,9 +186,10 @@ def run(
         repeats: timed passes over each set of tracklets; the median pass is reported (the
             RSS growth is over all of them).
         modes: the `jit_compile` values the Keras model is compiled with, each a
-            configuration of its own: `"auto"` (Keras' choice: XLA on JAX and TensorFlow,
-            eager on torch), `"true"`, `"false"` (a `tf.function` graph on TensorFlow, op by
-            op on JAX). `extract_features` runs the model's own compiled predict function.
+            configuration of its own: `"auto"` (Keras' choice: XLA on JAX, eager on torch,
+            on TensorFlow XLA with a GPU and a `tf.function` graph without one), `"true"`,
+            `"false"` (a `tf.function` graph on TensorFlow, op by op on JAX).
+            `extract_features` runs the model's own compiled predict function.
     """
     backends = list(backends or common.installed_backends())
     tmp = None

@@ -16,13 +16,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     `torch.nn.functional.batch_norm` (inference) instead. Everything else is Keras' layer:
     the same weights, the same config, the same moving-average update (`moving = moving *
     momentum + batch * (1 - momentum)` with the biased batch variance), float32 statistics
-    under mixed precision. On TensorFlow, at inference (or when the layer is frozen), maps of
-    rank 4 with channels last are normalised by TensorFlow's `FusedBatchNormV3`, which Grappler
-    folds into the convolution before it; Keras' multiply and add stay two passes over the
-    map. On JAX (where XLA fuses Keras' ops itself), in TensorFlow's training calls, with a
-    mask, `renorm`, `synchronized`, float64 inputs or another channel axis, it is exactly
-    `keras.layers.BatchNormalization`. The paths agree to float32 rounding (PyTorch computes
-    the variance in a more stable order than Keras' `E[x^2] - E[x]^2`).
+    under mixed precision. On TensorFlow, maps of rank 4 with channels last are normalised by
+    TensorFlow's `FusedBatchNormV3` (training and inference): one op forward and one backward,
+    and at inference Grappler folds it into the convolution before it, where Keras' multiply
+    and add stay separate passes over the map. On JAX (where XLA fuses Keras' ops itself),
+    with a mask, `renorm`, `synchronized`, float64 inputs or another channel axis, it is
+    exactly `keras.layers.BatchNormalization`. The paths agree to float32 rounding (PyTorch and
+    TensorFlow compute the variance in a more stable order than Keras' `E[x^2] - E[x]^2`).
 
     Args:
         **kwargs: the arguments of `keras.layers.BatchNormalization`.
@@ -50,8 +50,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return rank >= 2 and self.axis % rank == 1
 
     def _tf_kernel_applies(self, inputs, mask):
-        """Whether TensorFlow's fused op normalises this call: tensorflow, channels-last maps
-        of rank 4 (not float64)."""
+        """Whether TensorFlow's fused op normalises this call (training or inference):
+        tensorflow, channels-last maps of rank 4, not float64."""
         if keras.backend.backend() != "tensorflow" or not self._plain_statistics(mask):
             return False
         if keras.backend.standardize_dtype(inputs.dtype) == "float64":
@@ -64,8 +64,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         )
 
     def call(self, inputs, training=None, mask=None):
-        if self._tf_kernel_applies(inputs, mask) and not (training and self.trainable):
-            return self._tf_inference(inputs)
+        if self._tf_kernel_applies(inputs, mask):
+            return self._tf_call(inputs, training)
         if not self._fused_kernel_applies(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         from keras_asanet.layers import torch_batch_norm
@@ -91,17 +91,25 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             )
         return ops.cast(outputs, self.compute_dtype)
 
-    def _tf_inference(self, inputs):
+    def _tf_call(self, inputs, training):
         from keras_asanet.layers import tf_batch_norm
 
         # In float32 under mixed precision, as Keras does.
         inputs = ops.cast(inputs, "float32")
-        outputs = tf_batch_norm.normalize_inference(
-            inputs,
-            ops.cast(self.moving_mean, "float32"),
-            ops.cast(self.moving_variance, "float32"),
-            ops.cast(self.gamma, "float32") if self.scale else None,
-            ops.cast(self.beta, "float32") if self.center else None,
-            self.epsilon,
-        )
+        gamma = ops.cast(self.gamma, "float32") if self.scale else None
+        beta = ops.cast(self.beta, "float32") if self.center else None
+        moving_mean = ops.cast(self.moving_mean, "float32")
+        moving_variance = ops.cast(self.moving_variance, "float32")
+        if training and self.trainable:
+            outputs, mean, variance = tf_batch_norm.normalize_training(
+                inputs, gamma, beta, self.epsilon
+            )
+            self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(
+                moving_variance * self.momentum + variance * (1.0 - self.momentum)
+            )
+        else:
+            outputs = tf_batch_norm.normalize_inference(
+                inputs, moving_mean, moving_variance, gamma, beta, self.epsilon
+            )
         return ops.cast(outputs, self.compute_dtype)

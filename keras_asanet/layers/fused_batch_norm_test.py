@@ -83,16 +83,17 @@ class FusedBatchNormalizationTest(TestCase):
         self._check_same_as_keras(self.maps, True, axis=-1)
 
     def test_frozen_layer_uses_moving_statistics(self):
-        fused, plain = _pair(axis=1)
-        for layer in (fused, plain):
-            layer.build(self.maps.shape)
-            _randomise(layer, self.maps.shape, seed=2)
-            layer.trainable = False
-        before = self.to_numpy(fused.moving_mean)
-        self.assertAllClose(
-            fused(self.maps, training=True), plain(self.maps, training=True), atol=2e-5
-        )
-        self.assertAllClose(fused.moving_mean, before)
+        for axis in (1, -1):  # torch's and TensorFlow's fused paths
+            fused, plain = _pair(axis=axis)
+            for layer in (fused, plain):
+                layer.build(self.maps.shape)
+                _randomise(layer, self.maps.shape, seed=2)
+                layer.trainable = False
+            before = self.to_numpy(fused.moving_mean)
+            self.assertAllClose(
+                fused(self.maps, training=True), plain(self.maps, training=True), atol=2e-5
+            )
+            self.assertAllClose(fused.moving_mean, before)
 
     def test_gradients_match_keras(self):
         fused, plain = _pair(axis=1)
@@ -138,7 +139,7 @@ class FusedBatchNormalizationTest(TestCase):
             out = fused(x, training=True)
             self.assertIn("BatchNorm", type(out.grad_fn).__name__)
 
-    def test_tensorflow_kernel_only_at_inference_on_channels_last_maps(self):
+    def test_tensorflow_kernel_on_channels_last_maps_only(self):
         on_tf = keras.backend.backend() == "tensorflow"
         maps_last = FusedBatchNormalization(axis=-1)
         maps_first = FusedBatchNormalization(axis=1)
@@ -151,50 +152,68 @@ class FusedBatchNormalizationTest(TestCase):
             import tensorflow as tf
 
             maps_last.build(self.maps.shape)
-
-            def graph_ops(training):
-                graph = tf.function(lambda x: maps_last(x, training=training))
+            for training in (False, True):
+                graph = tf.function(lambda x, training=training: maps_last(x, training=training))
                 concrete = graph.get_concrete_function(self.maps)
-                return {op.type for op in concrete.graph.get_operations()}
+                op_types = {op.type for op in concrete.graph.get_operations()}
+                self.assertIn("FusedBatchNormV3", op_types)
+                self.assertNotIn("Rsqrt", op_types)  # none of Keras' elementwise ops
 
-            self.assertIn("FusedBatchNormV3", graph_ops(False))
-            self.assertNotIn("FusedBatchNormV3", graph_ops(True))  # Keras' training path
-            maps_last.trainable = False  # a frozen layer normalises with its moving statistics
-            self.assertIn("FusedBatchNormV3", graph_ops(True))
-
-    def test_channels_last_inference_and_its_gradient_match_keras(self):
-        # The TensorFlow fused op's path (inference, channels last), against Keras' own; its
-        # gradient matters for saliency maps, which differentiate a model at inference.
-        self._check_same_as_keras(self.maps, False, axis=-1)
-        self._check_same_as_keras(self.maps, False, axis=-1, center=False, scale=False)
-        fused, plain = _pair(axis=-1)
+    def test_channels_last_training_matches_keras(self):
+        # TensorFlow's fused op returns the variance with Bessel's correction; the moving
+        # variance must still fold in the biased one, as Keras does.
+        fused, plain = _pair(axis=-1, momentum=0.8)
         for layer in (fused, plain):
             layer.build(self.maps.shape)
-            _randomise(layer, self.maps.shape, seed=5)
-        weights = ops.convert_to_tensor(
-            np.random.RandomState(6).randn(*self.maps.shape).astype("float32")
+            _randomise(layer, self.maps.shape, seed=8)
+        start = self.to_numpy(fused.moving_variance)
+        self.assertAllClose(
+            fused(self.maps, training=True), plain(self.maps, training=True), atol=2e-5
         )
-        grads = []
-        for layer in (fused, plain):
-            x = keras.Variable(self.maps, name="x")
+        self.assertAllClose(
+            fused.moving_variance,
+            0.8 * start + 0.2 * self.maps.var(axis=(0, 1, 2)),
+            atol=1e-5,
+            rtol=1e-4,
+        )
+        for a, b in zip(fused.non_trainable_weights, plain.non_trainable_weights):
+            self.assertAllClose(a, b, atol=1e-6, rtol=1e-5, msg=a.path)
 
-            def loss_fn(layer=layer, x=x):
-                return ops.sum(layer(x, training=False) * weights)
+    def test_channels_last_outputs_and_gradients_match_keras(self):
+        # The TensorFlow fused op's path (channels last), against Keras' own, in training and
+        # at inference (saliency maps differentiate a model at inference).
+        for training in (False, True):
+            self._check_same_as_keras(self.maps, training, axis=-1, center=False, scale=False)
+            fused, plain = _pair(axis=-1)
+            for layer in (fused, plain):
+                layer.build(self.maps.shape)
+                _randomise(layer, self.maps.shape, seed=5)
+            weights = ops.convert_to_tensor(
+                np.random.RandomState(6).randn(*self.maps.shape).astype("float32")
+            )
+            grads = []
+            for layer in (fused, plain):
+                x = keras.Variable(self.maps, name="x")
 
-            grads.append(compute_gradients(loss_fn, [x, layer.gamma, layer.beta]))
-        for a, b in zip(*grads):
-            self.assertAllClose(a, b, atol=1e-4, rtol=1e-4)
+                def loss_fn(layer=layer, x=x, training=training, weights=weights):
+                    return ops.sum(layer(x, training=training) * weights)
 
-    def test_mixed_precision_inference_channels_last(self):
+                grads.append(compute_gradients(loss_fn, [x, layer.gamma, layer.beta]))
+            for a, b in zip(*grads):
+                self.assertAllClose(a, b, atol=1e-4, rtol=1e-4)
+
+    def test_mixed_precision_channels_last(self):
         x = self.maps.astype("float16")
-        fused = FusedBatchNormalization(axis=-1, dtype="mixed_float16")
-        plain = keras.layers.BatchNormalization(axis=-1, dtype="mixed_float16")
-        for layer in (fused, plain):
-            layer.build(x.shape)
-            _randomise(layer, x.shape, seed=7)
-        out_fused = fused(x, training=False)
-        self.assertEqual(keras.backend.standardize_dtype(out_fused.dtype), "float16")
-        self.assertAllClose(out_fused, plain(x, training=False), atol=5e-3, rtol=5e-3)
+        for training in (False, True):
+            fused = FusedBatchNormalization(axis=-1, dtype="mixed_float16")
+            plain = keras.layers.BatchNormalization(axis=-1, dtype="mixed_float16")
+            for layer in (fused, plain):
+                layer.build(x.shape)
+                _randomise(layer, x.shape, seed=7)
+            out_fused = fused(x, training=training)
+            self.assertEqual(keras.backend.standardize_dtype(out_fused.dtype), "float16")
+            self.assertEqual(keras.backend.standardize_dtype(fused.moving_mean.dtype), "float32")
+            self.assertAllClose(out_fused, plain(x, training=training), atol=5e-3, rtol=5e-3)
 
     def test_serialization(self):
         layer = FusedBatchNormalization(axis=1, momentum=0.7, epsilon=1e-4)

@@ -509,11 +509,13 @@ def train(config, log=print):
 def jit_compile_setting(value):
     """`model.compile(jit_compile=...)` for a `--jit-compile` value (`auto`, `true`, `false`).
 
-    `auto` is Keras' choice (XLA where the backend supports it). On TensorFlow without a GPU
-    neither path wins everywhere (docs/performance.md): at the benchmark's 128x64, 4x2 clips,
-    the `tf.function` graph step measured 1.19x the reference against 0.95x with XLA, but
-    the README's main job (64x32, 8x4 clips) trained in 136 s with XLA against 157 s as a
-    graph. The main job decides, so `auto` stays Keras' XLA.
+    `auto` is Keras' choice: XLA on JAX, eager on torch, and on TensorFlow XLA only where a
+    GPU is visible (Keras turns it off on CPU-only machines, so the README's CPU job runs a
+    `tf.function` graph: `--jit-compile auto` and `false` print the same digits there). On
+    TensorFlow without a GPU neither path wins everywhere (docs/performance.md): at the
+    benchmark's 128x64, 4x2 clips the graph step measured 1.19x the reference against 0.95x
+    with XLA, while the main job (64x32, 8x4 clips) once trained in 136 s with XLA against
+    157 s as a graph, before TensorFlow's fused batch norm made the graph step 1.18x faster.
     """
     if value not in ("auto", "true", "false"):
         raise UsageError(f"--jit-compile must be auto, true or false, got {value!r}.")
