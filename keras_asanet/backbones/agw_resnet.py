@@ -419,23 +419,24 @@ class AGWResNet(keras.Model):
     # ------------------------------------------------------------------ forward
 
     def _normalization_constants(self):
-        """`(mean, scale, flip)` of the input normalisation `(P x - mean) * scale`, per channel
-        of the normalised input; `P` reverses the channels (RGB -> BGR) when `flip`."""
+        """`(mean, std, flip)` of the input normalisation `(P x - mean) / std`, per channel of
+        the normalised input; `P` reverses the channels (RGB -> BGR) when `flip`; `std` is
+        None where there is no division ("caffe")."""
         if self.normalization == "torch":
-            return np.asarray(_TORCH_MEAN), 1.0 / np.asarray(_TORCH_STD), False
-        return np.asarray(_CAFFE_BGR_MEAN), np.ones(3), True
+            return np.asarray(_TORCH_MEAN), np.asarray(_TORCH_STD), False
+        return np.asarray(_CAFFE_BGR_MEAN), None, True
 
     def _normalize(self, x):
         """ImageNet normalisation of frames in the compute format."""
         channel_axis = -1 if self._compute_format == "channels_last" else 1
         shape = [1, 1, 1, 1]
         shape[channel_axis] = 3
-        mean, scale, flip = self._normalization_constants()
+        mean, std, flip = self._normalization_constants()
         if flip:
             x = ops.flip(x, axis=channel_axis)
         x = x - ops.convert_to_tensor(np.reshape(mean, shape), dtype=x.dtype)
-        if self.normalization == "torch":
-            x = x / ops.convert_to_tensor(np.reshape(1.0 / scale, shape), dtype=x.dtype)
+        if std is not None:
+            x = x / ops.convert_to_tensor(np.reshape(std, shape), dtype=x.dtype)
         return x
 
     def _normalized_stem_conv(self, x):
@@ -459,13 +460,14 @@ class AGWResNet(keras.Model):
             return self.conv1(self.stem_pad(self._normalize(x)))
         if not self.conv1.built:  # a model calling `backbone_map` builds its layers by use
             self.conv1.build(self.stem_pad.compute_output_shape(x.shape))
-        mean, scale, flip = self._normalization_constants()
-        if flip:  # channel c of the raw frame feeds normalised channel 2 - c
-            mean, scale = mean[::-1], scale[::-1]
+        mean, std, flip = self._normalization_constants()
         kernel = self.conv1.kernel
-        if flip:
+        if flip:  # channel c of the raw frame feeds normalised channel 2 - c
+            mean = mean[::-1]
             kernel = ops.flip(kernel, axis=2)
-        kernel = kernel * ops.convert_to_tensor(np.reshape(scale, (1, 1, 3, 1)), "float32")
+        if std is not None:  # (the std of the torch normalisation, which does not flip)
+            inverse = np.reshape(1.0 / std, (1, 1, 3, 1))
+            kernel = kernel * ops.convert_to_tensor(inverse, "float32")
         channel_axis = -1 if self._compute_format == "channels_last" else 1
         shape = [1, 1, 1, 1]
         shape[channel_axis] = 3
