@@ -439,7 +439,7 @@ class AGWResNet(keras.Model):
             x = x / ops.convert_to_tensor(np.reshape(std, shape), dtype=x.dtype)
         return x
 
-    def _normalized_stem_conv(self, x):
+    def _normalized_stem_conv(self, x, training=None):
         """`conv1(pad(normalise(x)))` with the normalisation folded into the convolution.
 
         Why: the normalisation is two or three elementwise passes over the largest tensor of
@@ -447,8 +447,8 @@ class AGWResNet(keras.Model):
         kernels; folded, it costs a multiply over the 7x7 kernel and one convolution of a
         single frame (`docs/performance.md`: about an eighth of TensorFlow's extraction time
         on the tiny model). It is exact in real arithmetic: with `K'` the kernel divided by
-        the std on its input channels (and those reversed for `"caffe"`), `conv(pad(P x -
-        mean) * scale, K) = conv(pad(x), K') - conv(pad(mean'), K')`, where the last term,
+        the std on its input channels (and those reversed for `"caffe"`), `conv(pad((P x -
+        mean) / std), K) = conv(pad(x), K') - conv(pad(mean'), K')`, where the last term,
         the zero padding of the normalised frame seen from raw pixels, is the same for every
         frame of a size. Only at inference and where the compute dtype is float32: there the
         raw pixels cost about one bit of the output's precision; under mixed precision the
@@ -456,7 +456,7 @@ class AGWResNet(keras.Model):
         nothing measurable in a training step (the backward pass dominates), and the
         explicit path keeps a seed's training run the same, to the bit, as before the fold.
         """
-        if self.compute_dtype != "float32":
+        if training or self.compute_dtype != "float32":
             return self.conv1(self.stem_pad(self._normalize(x)))
         if not self.conv1.built:  # a model calling `backbone_map` builds its layers by use
             self.conv1.build(self.stem_pad.compute_output_shape(x.shape))
@@ -491,10 +491,8 @@ class AGWResNet(keras.Model):
         return self._from_compute(self._backbone_map(self._to_compute(inputs), training))
 
     def _backbone_map(self, inputs, training=None):
-        if self.normalize_input and not training:
-            x = self._normalized_stem_conv(ops.cast(inputs, self.compute_dtype))
-        elif self.normalize_input:
-            x = self.conv1(self.stem_pad(self._normalize(ops.cast(inputs, self.compute_dtype))))
+        if self.normalize_input:
+            x = self._normalized_stem_conv(ops.cast(inputs, self.compute_dtype), training)
         else:
             x = self.conv1(self.stem_pad(inputs))
         x = self.bn1(x, training=training)

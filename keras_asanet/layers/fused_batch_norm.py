@@ -65,11 +65,11 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         if self._tf_kernel_applies(inputs, mask):
-            return self._tf_call(inputs, training)
-        if not self._fused_kernel_applies(inputs, mask):
+            from keras_asanet.layers import tf_batch_norm as kernels
+        elif self._fused_kernel_applies(inputs, mask):
+            from keras_asanet.layers import torch_batch_norm as kernels
+        else:
             return super().call(inputs, training=training, mask=mask)
-        from keras_asanet.layers import torch_batch_norm
-
         # Statistics in float32 under mixed precision, as Keras does.
         inputs = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
         dtype = inputs.dtype
@@ -78,38 +78,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         moving_mean = ops.cast(self.moving_mean, dtype)
         moving_variance = ops.cast(self.moving_variance, dtype)
         if training and self.trainable:
-            outputs, mean, variance = torch_batch_norm.normalize_training(
-                inputs, gamma, beta, self.epsilon
-            )
+            outputs, mean, variance = kernels.normalize_training(inputs, gamma, beta, self.epsilon)
             self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
             self.moving_variance.assign(
                 moving_variance * self.momentum + variance * (1.0 - self.momentum)
             )
         else:
-            outputs = torch_batch_norm.normalize_inference(
-                inputs, moving_mean, moving_variance, gamma, beta, self.epsilon
-            )
-        return ops.cast(outputs, self.compute_dtype)
-
-    def _tf_call(self, inputs, training):
-        from keras_asanet.layers import tf_batch_norm
-
-        # In float32 under mixed precision, as Keras does.
-        inputs = ops.cast(inputs, "float32")
-        gamma = ops.cast(self.gamma, "float32") if self.scale else None
-        beta = ops.cast(self.beta, "float32") if self.center else None
-        moving_mean = ops.cast(self.moving_mean, "float32")
-        moving_variance = ops.cast(self.moving_variance, "float32")
-        if training and self.trainable:
-            outputs, mean, variance = tf_batch_norm.normalize_training(
-                inputs, gamma, beta, self.epsilon
-            )
-            self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(
-                moving_variance * self.momentum + variance * (1.0 - self.momentum)
-            )
-        else:
-            outputs = tf_batch_norm.normalize_inference(
+            outputs = kernels.normalize_inference(
                 inputs, moving_mean, moving_variance, gamma, beta, self.epsilon
             )
         return ops.cast(outputs, self.compute_dtype)

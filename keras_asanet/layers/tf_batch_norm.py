@@ -25,20 +25,7 @@ def normalize_inference(x, mean, variance, gamma, beta, epsilon):
     Returns:
         `gamma * (x - mean) / sqrt(variance + epsilon) + beta`, shaped like `x`.
     """
-    if gamma is None:
-        gamma = tf.ones_like(mean)
-    if beta is None:
-        beta = tf.zeros_like(mean)
-    outputs, *_ = tf.raw_ops.FusedBatchNormV3(
-        x=x,
-        scale=gamma,
-        offset=beta,
-        mean=mean,
-        variance=variance,
-        epsilon=epsilon,
-        data_format="NHWC",
-        is_training=False,
-    )
+    outputs, _, _ = _fused_batch_norm(x, gamma, beta, mean, variance, epsilon, training=False)
     return outputs
 
 
@@ -56,22 +43,31 @@ def normalize_training(x, gamma, beta, epsilon):
         variance per channel, gradient-free (what Keras folds into its moving statistics;
         the op's own variance carries Bessel's correction, undone here).
     """
+    empty = tf.constant([], x.dtype)  # the op takes no statistics in training
+    outputs, mean, variance = _fused_batch_norm(
+        x, gamma, beta, empty, empty, epsilon, training=True
+    )
+    count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), x.dtype)
+    variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
+    return outputs, tf.stop_gradient(mean), tf.stop_gradient(variance)
+
+
+def _fused_batch_norm(x, gamma, beta, mean, variance, epsilon, training):
+    """`FusedBatchNormV3` on NHWC maps, ones / zeros standing in for a missing gamma / beta;
+    returns `(outputs, batch_mean, batch_variance)`."""
     channels = tf.shape(x)[-1]
     if gamma is None:
         gamma = tf.ones([channels], x.dtype)
     if beta is None:
         beta = tf.zeros([channels], x.dtype)
-    empty = tf.constant([], x.dtype)
-    outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+    outputs, batch_mean, batch_variance, *_ = tf.raw_ops.FusedBatchNormV3(
         x=x,
         scale=gamma,
         offset=beta,
-        mean=empty,
-        variance=empty,
+        mean=mean,
+        variance=variance,
         epsilon=epsilon,
         data_format="NHWC",
-        is_training=True,
+        is_training=training,
     )
-    count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), x.dtype)
-    variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
-    return outputs, tf.stop_gradient(mean), tf.stop_gradient(variance)
+    return outputs, batch_mean, batch_variance
