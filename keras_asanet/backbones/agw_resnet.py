@@ -18,6 +18,7 @@ from keras_asanet.layers.data_format import (
 )
 from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
 from keras_asanet.layers.non_local_block_2d import NonLocalBlock2D
+from keras_asanet.layers.sublayer_call import call_sublayer
 from keras_asanet.layers.validation import standardize_data_format
 
 # ImageNet statistics on [0, 255] RGB input (torchvision's mean / std times 255).
@@ -75,9 +76,10 @@ class _ResNetStage(keras.layers.Layer):
     def call(self, inputs, training=None):
         x = inputs
         for i, block in enumerate(self.blocks):
-            x = block(x, training=training)
+            x = call_sublayer(block, x, training=training)
             if i in self.non_local_after:
-                x = self.non_local_blocks[self.non_local_after.index(i)](x, training=training)
+                non_local = self.non_local_blocks[self.non_local_after.index(i)]
+                x = call_sublayer(non_local, x, training=training)
         return x
 
     def compute_output_shape(self, input_shape):
@@ -457,7 +459,7 @@ class AGWResNet(keras.Model):
         explicit path keeps a seed's training run the same, to the bit, as before the fold.
         """
         if training or self.compute_dtype != "float32":
-            return self.conv1(self.stem_pad(self._normalize(x)))
+            return call_sublayer(self.conv1, call_sublayer(self.stem_pad, self._normalize(x)))
         if not self.conv1.built:  # a model calling `backbone_map` builds its layers by use
             self.conv1.build(self.stem_pad.compute_output_shape(x.shape))
         mean, std, flip = self._normalization_constants()
@@ -477,7 +479,7 @@ class AGWResNet(keras.Model):
 
         def conv(frames):
             return ops.conv(
-                self.stem_pad(frames),
+                call_sublayer(self.stem_pad, frames),
                 kernel,
                 strides=2,
                 padding="valid",
@@ -494,8 +496,8 @@ class AGWResNet(keras.Model):
         if self.normalize_input:
             x = self._normalized_stem_conv(ops.cast(inputs, self.compute_dtype), training)
         else:
-            x = self.conv1(self.stem_pad(inputs))
-        x = self.bn1(x, training=training)
+            x = call_sublayer(self.conv1, call_sublayer(self.stem_pad, inputs))
+        x = call_sublayer(self.bn1, x, training=training)
         if self.stem_relu:
             x = ops.relu(x)
         # PyTorch's MaxPool2d(3, 2, padding=1) pads with -inf, so padding never wins the max.
@@ -503,10 +505,10 @@ class AGWResNet(keras.Model):
         for axis in self._spatial_axes(self._compute_format):
             pad[axis] = [1, 1]
         if self.stem_pool:
-            x = self.maxpool(ops.pad(x, pad, constant_values=float("-inf")))
-        x = self.layer1(x, training=training)
-        x = self.layer2(x, training=training)
-        return self.layer3(x, training=training)
+            x = call_sublayer(self.maxpool, ops.pad(x, pad, constant_values=float("-inf")))
+        x = call_sublayer(self.layer1, x, training=training)
+        x = call_sublayer(self.layer2, x, training=training)
+        return call_sublayer(self.layer3, x, training=training)
 
     def id_map(self, backbone_map, training=None):
         """The ID branch (layer4): `X_origin` -> `X_ID` (2C channels)."""
@@ -515,14 +517,14 @@ class AGWResNet(keras.Model):
                 "This AGWResNet was built with include_layer4=False and has no ID branch; "
                 "expected include_layer4=True to call `id_map`."
             )
-        x = self.id_branch(self._to_compute(backbone_map), training=training)
+        x = call_sublayer(self.id_branch, self._to_compute(backbone_map), training=training)
         return self._from_compute(x)
 
     def call(self, inputs, training=None):
         x3 = self._backbone_map(self._to_compute(inputs), training=training)
         outputs = {"layer3": self._from_compute(x3)}
         if self.id_branch is not None:
-            x4 = self.id_branch(x3, training=training)
+            x4 = call_sublayer(self.id_branch, x3, training=training)
             outputs["layer4"] = self._from_compute(x4)
         return outputs
 

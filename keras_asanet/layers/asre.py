@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
+from keras_asanet.layers.sublayer_call import call_sublayer
 from keras_asanet.layers.validation import (
     check_positive_int,
     check_rank,
@@ -235,9 +236,9 @@ class ASRE(keras.layers.Layer):
         height, width = shape[1], shape[2]
         positions = height * width
 
-        query = ops.relu(self.query_conv(identity_map))
-        key = ops.relu(self.key_conv(attribute_map))
-        value = self.value_conv(attribute_map)
+        query = ops.relu(call_sublayer(self.query_conv, identity_map))
+        key = ops.relu(call_sublayer(self.key_conv, attribute_map))
+        value = call_sublayer(self.value_conv, attribute_map)
         query = ops.reshape(query, (-1, positions, ops.shape(query)[-1]))
         key = ops.reshape(key, (-1, positions, ops.shape(key)[-1]))
         value = ops.reshape(value, (-1, positions, ops.shape(value)[-1]))
@@ -253,7 +254,9 @@ class ASRE(keras.layers.Layer):
         attended = ops.matmul(attention, ops.cast(value, "float32"))
         attended = ops.cast(attended, self.compute_dtype)
         attended = ops.reshape(attended, (-1, height, width, ops.shape(attended)[-1]))
-        mask = self.mask_conv(self.batch_norm(attended, training=training))
+        mask = call_sublayer(
+            self.mask_conv, call_sublayer(self.batch_norm, attended, training=training)
+        )
         # Eq. 10: X_I + alpha * (M ⊙ X_I).
         enhanced = identity_map + ops.cast(self.alpha, mask.dtype) * (mask * identity_map)
 

@@ -3,6 +3,7 @@
 import keras
 
 from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
+from keras_asanet.layers.sublayer_call import call_sublayer
 from keras_asanet.layers.validation import check_positive_int, check_rank
 
 
@@ -125,11 +126,11 @@ class AttributeHead(keras.layers.Layer):
     def call(self, inputs, training=None):
         check_rank(inputs.shape, 2, "AttributeHead")
         if self.input_dropout is not None:
-            inputs = self.input_dropout(inputs, training=training)
-        x = self.hidden_dense(inputs)
-        x = self.batch_norm(x, training=training)
+            inputs = call_sublayer(self.input_dropout, inputs, training=training)
+        x = call_sublayer(self.hidden_dense, inputs)
+        x = call_sublayer(self.batch_norm, x, training=training)
         x = self.activation(x)
-        return self.output_dense(x)
+        return call_sublayer(self.output_dense, x)
 
     def compute_output_shape(self, input_shape):
         input_shape = check_rank(input_shape, 2, "AttributeHead")

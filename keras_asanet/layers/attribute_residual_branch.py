@@ -6,6 +6,7 @@ from keras_asanet.layers.bottleneck_block import (
     BottleneckBlock,
     torch_resnet_kernel_initializer,
 )
+from keras_asanet.layers.sublayer_call import call_sublayer
 from keras_asanet.layers.validation import standardize_data_format
 
 
@@ -120,7 +121,7 @@ class AttributeResidualBranch(keras.layers.Layer):
     def call(self, inputs, training=None):
         x = inputs
         for block in self.blocks:
-            x = block(x, training=training)
+            x = call_sublayer(block, x, training=training)
         return x
 
     def compute_output_shape(self, input_shape):

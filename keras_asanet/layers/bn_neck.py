@@ -3,6 +3,7 @@
 import keras
 
 from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
+from keras_asanet.layers.sublayer_call import call_sublayer
 from keras_asanet.layers.validation import check_positive_int, check_rank
 
 
@@ -97,10 +98,10 @@ class BNNeck(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         check_rank(inputs.shape, 2, "BNNeck")
-        bn_feature = self.batch_norm(inputs, training=training)
+        bn_feature = call_sublayer(self.batch_norm, inputs, training=training)
         if self.classifier is None:
             return bn_feature
-        return bn_feature, self.classifier(bn_feature)
+        return bn_feature, call_sublayer(self.classifier, bn_feature)
 
     def compute_output_shape(self, input_shape):
         input_shape = check_rank(input_shape, 2, "BNNeck")

@@ -11,6 +11,7 @@ from keras_asanet.layers.data_format import (
 )
 from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
 from keras_asanet.layers.instance_batch_norm import InstanceBatchNormalization
+from keras_asanet.layers.sublayer_call import call_sublayer
 from keras_asanet.layers.validation import standardize_data_format
 
 
@@ -229,13 +230,15 @@ class BottleneckBlock(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         inputs = to_compute(inputs, self.data_format, self._compute_format)
-        x = self.conv1(inputs)
-        x = ops.relu(self.bn1(x, training=training))
-        x = self.conv2(self.pad2(x))
-        x = ops.relu(self.bn2(x, training=training))
-        x = self.bn3(self.conv3(x), training=training)
+        x = call_sublayer(self.conv1, inputs)
+        x = ops.relu(call_sublayer(self.bn1, x, training=training))
+        x = call_sublayer(self.conv2, call_sublayer(self.pad2, x))
+        x = ops.relu(call_sublayer(self.bn2, x, training=training))
+        x = call_sublayer(self.bn3, call_sublayer(self.conv3, x), training=training)
         if self.has_projection:
-            shortcut = self.shortcut_bn(self.shortcut_conv(inputs), training=training)
+            shortcut = call_sublayer(
+                self.shortcut_bn, call_sublayer(self.shortcut_conv, inputs), training=training
+            )
         else:
             shortcut = inputs
         return from_compute(ops.relu(x + shortcut), self.data_format, self._compute_format)

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_asanet.layers.sublayer_call import call_sublayer
 from keras_asanet.layers.validation import check_positive_int, check_rank
 
 # The call's input keys, in the order a list/tuple input gives them.
@@ -203,7 +204,7 @@ class FeatureFusion(keras.layers.Layer):
             else:
                 attributes = inputs["f_re_attr"]
             if self.attribute_dense is not None:
-                attributes = self.attribute_dense(attributes)
+                attributes = call_sublayer(self.attribute_dense, attributes)
             parts.append(attributes)
         if len(parts) == 1:
             return parts[0]

@@ -72,6 +72,27 @@ class FusedBatchNormalizationTest(TestCase):
             rtol=1e-4,
         )
 
+    def test_stateless_call_returns_the_moving_statistics(self):
+        """Through `stateless_call` the updated statistics come back in the returned state
+        and the layer's own variables stay as they were (torch updates them in place
+        otherwise; the in-place update must not reach a stateless call's inputs)."""
+        for axis in (1, -1):
+            fused, plain = _pair(axis=axis, momentum=0.7)
+            for layer in (fused, plain):
+                layer.build(self.maps.shape)
+                _randomise(layer, self.maps.shape, seed=4)
+            before = [self.to_numpy(v) for v in fused.non_trainable_variables]
+            given = [ops.convert_to_tensor(np.copy(v)) for v in before]
+            trainable = [v.value for v in fused.trainable_variables]
+            _, state = fused.stateless_call(trainable, given, self.maps, training=True)
+            plain(self.maps, training=True)
+            for new, old, expected, held, passed in zip(
+                state, before, plain.non_trainable_variables, fused.non_trainable_variables, given
+            ):
+                self.assertAllClose(new, expected, atol=1e-6, rtol=1e-5)
+                self.assertAllEqual(held, old)
+                self.assertAllEqual(passed, old)
+
     def test_inference_matches_keras(self):
         self._check_same_as_keras(self.maps, False, axis=1)
         self._check_same_as_keras(self.features, False, axis=-1, center=False)

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
+from keras_asanet.layers.sublayer_call import call_sublayer
 from keras_asanet.layers.validation import standardize_data_format
 
 
@@ -105,7 +106,7 @@ class InstanceBatchNormalization(keras.layers.Layer):
         beta = ops.reshape(ops.cast(self.beta, "float32"), shape)
         x = (x - mean) * ops.rsqrt(var + self.epsilon) * gamma + beta
         x = ops.cast(x, inputs.dtype)
-        y = self.batch_norm(second, training=training)
+        y = call_sublayer(self.batch_norm, second, training=training)
         return ops.concatenate([x, y], axis=axis)
 
     def compute_output_shape(self, input_shape):

@@ -10,6 +10,7 @@ from keras_asanet.layers.data_format import (
     to_compute,
 )
 from keras_asanet.layers.fused_batch_norm import FusedBatchNormalization
+from keras_asanet.layers.sublayer_call import call_sublayer
 from keras_asanet.layers.validation import standardize_data_format
 
 
@@ -187,9 +188,9 @@ class NonLocalBlock2D(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         inputs = to_compute(inputs, self.data_format, self._compute_format)
-        theta = self._positions(self.theta(inputs))
-        phi = self._positions(self.phi(inputs))
-        g = self._positions(self.g(inputs))
+        theta = self._positions(call_sublayer(self.theta, inputs))
+        phi = self._positions(call_sublayer(self.phi, inputs))
+        g = self._positions(call_sublayer(self.g, inputs))
         nhwc_shape = ops.shape(theta)
         flat = (nhwc_shape[0], -1, self.inter_dim)
         theta = ops.reshape(theta, flat)
@@ -201,7 +202,9 @@ class NonLocalBlock2D(keras.layers.Layer):
         y = ops.reshape(y, nhwc_shape)
         if self._compute_format == "channels_first":
             y = ops.transpose(y, (0, 3, 1, 2))
-        outputs = inputs + self.w_bn(self.w_conv(y), training=training)
+        outputs = inputs + call_sublayer(
+            self.w_bn, call_sublayer(self.w_conv, y), training=training
+        )
         return from_compute(outputs, self.data_format, self._compute_format)
 
     def compute_output_shape(self, input_shape):

@@ -52,6 +52,14 @@ def normalize_training(x, gamma, beta, epsilon):
     return outputs, tf.stop_gradient(mean), tf.stop_gradient(variance)
 
 
+def update_moving_averages(variables, values, batches, momentum, values_are_variables):
+    """`variable <- value * momentum + batch * (1 - momentum)` for each triple: Keras' moving
+    average (`value` is the variable's value as the layer read it)."""
+    del values_are_variables  # a graph op either way
+    for variable, value, batch in zip(variables, values, batches):
+        variable.assign(value * momentum + batch * (1.0 - momentum))
+
+
 def _fused_batch_norm(x, gamma, beta, mean, variance, epsilon, training):
     """`FusedBatchNormV3` on NHWC maps, ones / zeros standing in for a missing gamma / beta;
     returns `(outputs, batch_mean, batch_variance)`."""

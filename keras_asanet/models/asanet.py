@@ -17,6 +17,7 @@ from keras_asanet.layers.attribute_residual_branch import AttributeResidualBranc
 from keras_asanet.layers.bn_neck import BNNeck
 from keras_asanet.layers.feature_fusion import FeatureFusion
 from keras_asanet.layers.spatio_temporal_pooling import TEMPORAL_MODES, SpatioTemporalPooling
+from keras_asanet.layers.sublayer_call import call_sublayer
 from keras_asanet.losses.center_loss import center_loss
 from keras_asanet.losses.class_centers import ClassCenters
 from keras_asanet.losses.label_smoothing_cross_entropy import label_smoothing_cross_entropy
@@ -564,31 +565,33 @@ class ASANet(keras.Model):
         features, masks, attr_maps = {}, {}, {}
         for key, branch in (("re", self.re_attr_branch), ("ir", self.ir_attr_branch)):
             if branch is not None:
-                attr_maps[key] = branch(x_origin, training=training)
-                features[f"f_{key}_attr"] = getattr(self, f"pool_{key}_attr")(
-                    unfold(attr_maps[key])
+                attr_maps[key] = call_sublayer(branch, x_origin, training=training)
+                features[f"f_{key}_attr"] = call_sublayer(
+                    getattr(self, f"pool_{key}_attr"), unfold(attr_maps[key])
                 )
         for key in ("re", "ir"):
             reduce = getattr(self, f"f_{key}")
             if reduce is None:
                 continue
-            identity_map = reduce(x_id)
+            identity_map = call_sublayer(reduce, x_id)
             asre = getattr(self, f"{key}_asre")
             if asre is not None:
-                identity_map, masks[f"{key}_mask"] = asre(
-                    [identity_map, identity_view(attr_maps[key])], training=training
+                identity_map, masks[f"{key}_mask"] = call_sublayer(
+                    asre, [identity_map, identity_view(attr_maps[key])], training=training
                 )
-            pooled = getattr(self, f"pool_{key}_id")(unfold(identity_map))
-            features[f"f_{key}_id"] = getattr(self, f"w_{key}")(pooled)
+            pooled = call_sublayer(getattr(self, f"pool_{key}_id"), unfold(identity_map))
+            features[f"f_{key}_id"] = call_sublayer(getattr(self, f"w_{key}"), pooled)
         if self.f_id is not None:
-            features["f_id"] = self.w_id(self.pool_id(unfold(self.f_id(x_id))))
+            pooled = call_sublayer(self.pool_id, unfold(call_sublayer(self.f_id, x_id)))
+            features["f_id"] = call_sublayer(self.w_id, pooled)
         f_final = self.feature_fusion(
             {k: identity_view(v) if k.endswith("_attr") else v for k, v in features.items()}
         )
         if self.num_identities:
-            bn_feature, id_logits = self.bn_neck(f_final, training=training)
+            bn_feature, id_logits = call_sublayer(self.bn_neck, f_final, training=training)
         else:
-            bn_feature, id_logits = self.bn_neck(f_final, training=training), None
+            bn_feature = call_sublayer(self.bn_neck, f_final, training=training)
+            id_logits = None
         feature = bn_feature if self.eval_feature == "bn" else f_final
         if return_dict is None:
             return_dict = bool(training) or self._inference_outputs == "dict"
@@ -598,11 +601,11 @@ class ASANet(keras.Model):
                 if key in features:
                     output[key] = features[key]
             if self.attribute_supervision:
-                output["re_attr_logits"] = self.re_attr_head(
-                    features["f_re_attr"], training=training
+                output["re_attr_logits"] = call_sublayer(
+                    self.re_attr_head, features["f_re_attr"], training=training
                 )
-                output["ir_attr_logits"] = self.ir_attr_head(
-                    features["f_ir_attr"], training=training
+                output["ir_attr_logits"] = call_sublayer(
+                    self.ir_attr_head, features["f_ir_attr"], training=training
                 )
             if id_logits is not None:
                 output["id_logits"] = id_logits
