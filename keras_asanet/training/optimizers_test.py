@@ -4,6 +4,7 @@ import re
 
 import keras
 import numpy as np
+import pytest
 
 from keras_asanet.tests.test_case import TestCase
 from keras_asanet.training.optimizers import (
@@ -87,6 +88,66 @@ class OptimizersTest(TestCase):
             decay = 0.0 if variables[i] is head.kernel else 0.1
             expected = _numpy_torch_adam(w.astype("float64"), lambda x: 0.01, 0.05, decay, 4)
             self.assertAllClose(variables[i].value, expected, atol=1e-5, msg=variables[i].path)
+
+    @pytest.mark.only_backends("torch")
+    def test_torch_update_is_keras_torch_adam_step_to_the_bit(self):
+        """The all-at-once torch update is Keras' own torch Adam step (its `foreach`
+        `_parallel_update_step`) on the gradients plus the L2 term, operation for operation:
+        equal to the bit over steps in which its cached tensor lists are reused."""
+        import torch
+        from keras.src.backend.torch.optimizers.torch_adam import Adam as KerasTorchAdam
+
+        from keras_asanet.training import torch_adam_step
+
+        rng = np.random.default_rng(1)
+        shapes = [(3, 4), (4,), (2, 2)]
+        w0 = [rng.normal(size=s).astype("float32") for s in shapes]
+        runs = []
+        for ours in (True, False):
+            variables = [keras.Variable(w, name=f"w{i}") for i, w in enumerate(w0)]
+            opt = CoupledWeightDecayAdam(learning_rate=0.01, weight_decay=0.05)
+            opt.build(variables)
+            grads_rng = np.random.default_rng(2)
+            for _ in range(6):
+                grads = [
+                    torch.from_numpy(grads_rng.normal(size=s).astype("float32")) for s in shapes
+                ]
+                lr = opt._get_current_learning_rate()
+                if ours:
+                    torch_adam_step.coupled_adam_update(opt, grads, variables, lr)
+                else:
+                    with torch.no_grad():
+                        decayed = torch._foreach_add(
+                            grads, [v.value for v in variables], alpha=0.05
+                        )
+                        KerasTorchAdam._parallel_update_step(opt, decayed, variables, lr)
+                opt.iterations.assign_add(1)
+            runs.append([keras.ops.convert_to_numpy(v) for v in variables])
+        for a, b in zip(*runs):
+            self.assertAllEqual(a, b)
+
+    def test_update_follows_changed_variables(self):
+        """Applying to another set of variables (one swapped) updates exactly those: nothing
+        of an earlier call's variables is reused for them."""
+        a = keras.Variable(np.array([1.0, -1.0], "float32"), name="a")
+        b = keras.Variable(np.array([2.0], "float32"), name="b")
+        c = keras.Variable(np.array([3.0, 0.5], "float32"), name="c")
+        opt = CoupledWeightDecayAdam(learning_rate=0.1, weight_decay=0.0, epsilon=1e-7)
+        opt.build([a, b, c])
+        opt.apply([keras.ops.ones((2,)), keras.ops.ones((1,))], [a, b])
+        opt.apply([keras.ops.ones((2,)), keras.ops.ones((2,))], [a, c])
+
+        def adam(w, grads, first_step):
+            """Keras' Adam from `first_step` (the optimiser's step counter is shared)."""
+            m = v = 0.0
+            for t, g in enumerate(grads, start=first_step):
+                m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+                w = w - 0.1 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-7)
+            return w
+
+        self.assertAllClose(a.value, adam(np.array([1.0, -1.0]), [1.0, 1.0], 1), atol=1e-5)
+        self.assertAllClose(b.value, adam(np.array([2.0]), [1.0], 1), atol=1e-5)
+        self.assertAllClose(c.value, adam(np.array([3.0, 0.5]), [1.0], 2), atol=1e-5)
 
     def test_decoupled_decay_is_keras_adamw_like(self):
         var = keras.Variable(np.ones(3, "float32"))
