@@ -86,13 +86,14 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         gamma, beta, moving_mean, moving_variance = values
         if training and self.trainable:
             outputs, mean, variance = kernels.normalize_training(inputs, gamma, beta, self.epsilon)
-            kernels.update_moving_averages(
-                [self.moving_mean, self.moving_variance],
-                [moving_mean, moving_variance],
-                [mean, variance],
-                self.momentum,
-                values_are_variables=not cast,
-            )
+            values, batches = [moving_mean, moving_variance], [mean, variance]
+            # In place where the kernel module can (torch, on the variables' own tensors);
+            # otherwise Keras' update through `assign`.
+            if cast or not kernels.update_in_place(values, batches, self.momentum):
+                for variable, value, batch in zip(
+                    [self.moving_mean, self.moving_variance], values, batches
+                ):
+                    variable.assign(value * self.momentum + batch * (1.0 - self.momentum))
         else:
             outputs = kernels.normalize_inference(
                 inputs, moving_mean, moving_variance, gamma, beta, self.epsilon

@@ -52,12 +52,10 @@ def normalize_training(x, gamma, beta, epsilon):
     return outputs, tf.stop_gradient(mean), tf.stop_gradient(variance)
 
 
-def update_moving_averages(variables, values, batches, momentum, values_are_variables):
-    """`variable <- value * momentum + batch * (1 - momentum)` for each triple: Keras' moving
-    average (`value` is the variable's value as the layer read it)."""
-    del values_are_variables  # a graph op either way
-    for variable, value, batch in zip(variables, values, batches):
-        variable.assign(value * momentum + batch * (1.0 - momentum))
+def update_in_place(values, batches, momentum):
+    """Never: in a graph the moving averages are `assign` ops (the layer's own update)."""
+    del values, batches, momentum
+    return False
 
 
 def _fused_batch_norm(x, gamma, beta, mean, variance, epsilon, training):

@@ -47,26 +47,21 @@ def normalize_inference(x, mean, variance, gamma, beta, epsilon):
     )
 
 
-def update_moving_averages(variables, values, batches, momentum, values_are_variables):
-    """`variable <- value * momentum + batch * (1 - momentum)` for each triple: Keras' moving
-    average.
+def update_in_place(values, batches, momentum):
+    """`value <- value * momentum + batch * (1 - momentum)` in place, Keras' moving average.
 
-    In place on the variables' tensors where `values_are_variables` (each `value` is its
-    variable's own tensor, read without a cast), with the same two float operations as
-    Keras' layer: `Variable.assign` costs about 20 microseconds of Python per call on torch,
-    twice per batch norm per step. Inside a `keras.StatelessScope` (e.g. `stateless_call`)
-    or while `torch.compile` traces, the updates go through `assign`, which records them
-    where Keras expects them.
+    `values` are the moving-statistics variables' own tensors (read without a cast). The
+    same two float operations as Keras' layer, without `Variable.assign`, which costs about
+    20 microseconds of Python per call on torch, twice per batch norm per step.
+
+    Returns:
+        False, having changed nothing, inside a `keras.StatelessScope` (e.g.
+        `stateless_call`) or while `torch.compile` traces: there the layer's `assign`
+        records the update where Keras expects it.
     """
-    if (
-        not values_are_variables
-        or in_stateless_scope is None
-        or in_stateless_scope()
-        or torch.compiler.is_compiling()
-    ):
-        for variable, value, batch in zip(variables, values, batches):
-            variable.assign(value * momentum + batch * (1.0 - momentum))
-        return
+    if in_stateless_scope is None or in_stateless_scope() or torch.compiler.is_compiling():
+        return False
     with torch.no_grad():
         for value, batch in zip(values, batches):
             value.mul_(momentum).add_(batch * (1.0 - momentum))
+    return True
