@@ -65,14 +65,15 @@ class ASANet(keras.Model):
     Each clip `(T, H, W, 3)` goes frame by frame through the AGW ResNet backbone (stem +
     layer1-3, `C` channels); three residual branches follow (paper Eq. 1): the ID branch
     (layer4, last stride 1, `2C`) and two attribute branches, ID-relevant and ID-irrelevant
-    (`C/2` each). 1x1 convolutions take the ID map to `C/4` three times: `F_re` and `F_ir` feed
-    the two `ASRE` modules, whose masks come from the attribute maps (Eq. 8-10), and `F_ID`
-    keeps the plain identity map (Eq. 6). Spatial pooling (average for the three identity maps,
-    GeM for the attribute maps; `identity_pooling`) and a temporal mean give the clip
-    features; `W_re`, `W_ir`, `W_ID` reduce the three identity features to `branch_dim`, the
-    attribute features feed the attribute heads (Eq. 3, 5), and `FeatureFusion` (strategy a
-    or b, §III-D) forms `f_final`. A BNNeck (Eq. 16) classifies identities from
-    `BN(f_final)`, whose output is also the test feature.
+    (`C/2` each by default; `attribute_channels`). 1x1 convolutions take the ID map to `C/4`
+    three times: `F_re` and `F_ir` feed the two `ASRE` modules, whose masks come from the
+    attribute maps (Eq. 8-10), and `F_ID` keeps the plain identity map (Eq. 6). Spatial
+    pooling (average for the three identity maps, GeM for the attribute maps;
+    `identity_pooling`) and a temporal mean give the clip features; `W_re`, `W_ir`, `W_ID`
+    reduce the three identity features to `branch_dim`, the attribute features feed the
+    attribute heads (Eq. 3, 5), and `FeatureFusion` (strategy a or b, §III-D) forms
+    `f_final`. A BNNeck (Eq. 16) classifies identities from `BN(f_final)`, whose output is
+    also the test feature.
 
     Training (`model.fit`) uses `compute_loss`: `L = L_xent + L_wrt + lambda_cent L_cent +
     lambda_BCE L_BCE + lambda_PMI L_PMI` (Eq. 19), with the centres of the centre loss owned by
@@ -87,6 +88,11 @@ class ASANet(keras.Model):
         num_ir_attributes: ID-irrelevant head width (11: motion 5 + pose 6).
         backbone: dict of `AGWResNet` arguments (`block_counts`, `width`, `non_local`, ...).
         attribute_branch_blocks: bottleneck blocks per attribute branch (default 3).
+        attribute_channels: channels of the two attribute maps `X_re_attr`, `X_ir_attr` (the
+            attribute branches' output, and the width of the fused attribute feature); a
+            multiple of 4 (the bottleneck expansion). None (default) is the paper's `C/2`
+            (512 for ResNet-50). Wider branches help a narrow model's ID-relevant head: the
+            synthetic main job uses `C` (docs/results.md).
         branch_dim: width of `f_re_ID`, `f_ID`, `f_ir_ID` after `W_re`, `W_ID`, `W_ir`.
         fusion: `"a"` or `"b"` (§III-D).
         identity_branches: which of `("re", "id", "ir")` feed the fusion (Table IV).
@@ -176,6 +182,7 @@ class ASANet(keras.Model):
         num_ir_attributes=11,
         backbone=None,
         attribute_branch_blocks=3,
+        attribute_channels=None,
         branch_dim=256,
         fusion="a",
         identity_branches=("re", "id", "ir"),
@@ -222,6 +229,17 @@ class ASANet(keras.Model):
         self.num_ir_attributes = int(num_ir_attributes)
         self.backbone_config = dict(backbone or {})
         self.attribute_branch_blocks = int(attribute_branch_blocks)
+        if attribute_channels is not None and (
+            isinstance(attribute_channels, bool)
+            or not isinstance(attribute_channels, numbers.Integral)
+            or attribute_channels < 4
+            or attribute_channels % 4
+        ):
+            raise ValueError(
+                "attribute_channels must be None (the paper's C/2) or a positive multiple of 4 "
+                f"(the bottleneck expansion), got {attribute_channels!r}."
+            )
+        self.attribute_channels = None if attribute_channels is None else int(attribute_channels)
         self.branch_dim = int(branch_dim)
         self.fusion = fusion
         self.identity_branches = tuple(identity_branches)
@@ -301,7 +319,7 @@ class ASANet(keras.Model):
         )
         channels = 16 * int(backbone_args.get("width", 64))
         self.backbone_channels = channels
-        attr_width = channels // 2
+        attr_width = self.attribute_channels or channels // 2
         reduced = max(channels // 4, 1)
         branches = set(self.identity_branches)
 
@@ -765,6 +783,7 @@ class ASANet(keras.Model):
                 "num_ir_attributes": self.num_ir_attributes,
                 "backbone": self.backbone_config,
                 "attribute_branch_blocks": self.attribute_branch_blocks,
+                "attribute_channels": self.attribute_channels,
                 "branch_dim": self.branch_dim,
                 "fusion": self.fusion,
                 "identity_branches": list(self.identity_branches),

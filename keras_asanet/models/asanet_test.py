@@ -530,6 +530,32 @@ class ASANetTest(TestCase):
         with self.assertRaisesRegex(ValueError, "ir_attr_temporal must be one of"):
             tiny_model(ir_attr_temporal="max")
 
+    def test_attribute_channels_set_both_attribute_maps_and_the_fused_width(self):
+        c = 64  # 16 * width 4
+        self.assertEqual(self.shared.get_config()["attribute_channels"], None)  # the paper's C/2
+        model = tiny_model(attribute_channels=2 * c, fusion="b")
+        x = _clips()
+        out = model(x, training=True)
+        self.assertEqual(tuple(out["f_re_attr"].shape), (x.shape[0], 2 * c))
+        self.assertEqual(tuple(out["f_ir_attr"].shape), (x.shape[0], 2 * c))
+        self.assertEqual(tuple(out["f_final"].shape), (x.shape[0], 3 * 8 + 2 * c))
+        self.assertEqual(tuple(model.class_centers.centers.shape), (3, 3 * 8 + 2 * c))
+        # The branches themselves are wider: their last block's expansion conv has 2C outputs
+        # and C/2 inner channels (C/4 and C/8 at the paper's width).
+        for branch in (model.re_attr_branch, model.ir_attr_branch):
+            kernels = [v for v in branch.weights if v.name == "kernel"]
+            self.assertEqual(kernels[-1].shape[-1], 2 * c)
+            self.assertIn(c // 2, [k.shape[-1] for k in kernels])
+        paper = tiny_model(fusion="b")
+        paper(x)
+        self.assertGreater(model.count_params(), paper.count_params())
+        revived = ASANet.from_config(model.get_config())
+        self.assertEqual(revived.attribute_channels, 2 * c)
+        self.assertEqual(tuple(revived(x, training=True)["f_re_attr"].shape), (x.shape[0], 2 * c))
+        for value in (6, 0, 2.0, True, "128"):
+            with self.assertRaisesRegex(ValueError, f"attribute_channels .* got {value!r}"):
+                tiny_model(attribute_channels=value)
+
     def test_channels_first_global_setting_changes_nothing(self):
         # Clips are (B, T, H, W, 3): every layer inside computes channels-last even when the
         # user's global image_data_format is channels_first.
