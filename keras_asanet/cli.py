@@ -56,6 +56,22 @@ def positive_int(text):
     return value
 
 
+def attribute_channels(text):
+    """argparse type of `--attribute-channels`: `"paper"` (C/2, kept as the string) or a
+    positive multiple of 4."""
+    if text == "paper":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'paper' or a multiple of 4, got {text!r}"
+        ) from None
+    if value < 4 or value % 4:
+        raise argparse.ArgumentTypeError(f"must be a positive multiple of 4, got {value}")
+    return value
+
+
 def add_backend_argument(parser):
     """`--backend`, default `$KERAS_BACKEND` or jax (the same in every script)."""
     parser.add_argument(
@@ -246,6 +262,14 @@ def add_run_arguments(p, ablation=False):
         default=None,
         help="the axis of ASRE's attention softmax, Eq. 8 (default: identity_positions on "
         "synthetic, see docs/results.md; attribute_positions on MARS / Duke)",
+    )
+    p.add_argument(
+        "--attribute-channels",
+        type=attribute_channels,
+        default=None,
+        help="channels of the two attribute maps, a multiple of 4, or 'paper' for the "
+        "paper's C/2 (default: 128 = C on synthetic, see docs/results.md; paper on MARS / "
+        "Duke)",
     )
     p.add_argument(
         "--attribute-loss-weighting",
@@ -444,6 +468,7 @@ def config_from_args(args):
         "bce_weight": args.bce_weight,
         "asre_softmax_over": args.asre_softmax_over,
         "attribute_loss_weighting": args.attribute_loss_weighting,
+        "attribute_channels": args.attribute_channels,
         "flip_test": args.flip_test,
     }
     settings = dataset_defaults(args.dataset)
@@ -451,6 +476,8 @@ def config_from_args(args):
         # A typed reading means its own lambda_BCE, not the synthetic recipe's 15.
         settings["bce_weight"] = None
     settings.update({k: v for k, v in given.items() if v is not None})
+    if settings.get("attribute_channels") == "paper":
+        settings["attribute_channels"] = None
     if args.workers is not None:
         settings["workers"] = args.workers
     # Flags whose unset value is the RunConfig default (one place holds the number).

@@ -180,6 +180,35 @@ class CliTest(TestCase):
         with self.assertRaisesRegex(UsageError, "Unknown --attribute-loss-weighting 'rare'"):
             RunConfig(attribute_loss_weighting="rare").validate()
 
+    def test_attribute_channels_flag_reaches_the_model(self):
+        from keras_asanet.training.runner import RunConfig, UsageError, build_model
+
+        class TinyDataset:
+            num_train_pids = 4
+            attribute_schema = "mars"
+
+        synthetic = cli.config_from_args(self.fit.parse_args([]))
+        mars = cli.config_from_args(self.fit.parse_args(["--dataset", "mars", "--root", "/x"]))
+        paper = cli.config_from_args(self.fit.parse_args(["--attribute-channels", "paper"]))
+        typed = cli.config_from_args(self.fit.parse_args(["--attribute-channels", "64"]))
+        self.assertEqual(synthetic.attribute_channels, RunConfig.attribute_channels)
+        self.assertEqual(
+            (synthetic.attribute_channels, mars.attribute_channels, paper.attribute_channels),
+            (128, None, None),
+        )
+        for config, expected in ((synthetic, 128), (paper, 64), (typed, 64), (mars, 64)):
+            # asanet_tiny's backbone map has C = 128 channels: the paper's C/2 is 64.
+            config = dataclasses.replace(config, preset="asanet_tiny", image_size=(32, 16))
+            model = build_model(config, TinyDataset())
+            self.assertEqual(model.re_attr_branch.filters, expected)
+            self.assertEqual(model.ir_attr_branch.filters, expected)
+        for text in ("6", "0", "wide"):
+            with self.assertRaises(SystemExit):
+                with contextlib.redirect_stderr(io.StringIO()):
+                    self.fit.parse_args(["--attribute-channels", text])
+        with self.assertRaisesRegex(UsageError, "--attribute-channels must be .*got 6"):
+            RunConfig(attribute_channels=6).validate()
+
     def test_unseen_synthetic_seed_is_the_training_runs_heldout_seed(self):
         from keras_asanet.evaluation.unseen_synthetic import unseen_synthetic
         from keras_asanet.training.runner import RunConfig

@@ -206,6 +206,19 @@ ABLATION_ROWS = {
         {**RECIPE_600, "flip_test": True, "synthetic_identities": 1000, "epochs": 24},
         {"bce_weight": 15.0, "asre_softmax_over": "identity_positions"},
     ),
+    "ASANet-a, the main job's recipe on 1000 identities, 24 epochs, attribute maps of 128 "
+    "channels": (
+        "that run with attribute branches as wide as the backbone map (`attribute_channels="
+        "128`, C; the paper's C/2 is 64 for asanet_tiny): today's main job",
+        {
+            **RECIPE_600,
+            "flip_test": True,
+            "synthetic_identities": 1000,
+            "epochs": 24,
+            "attribute_channels": 128,
+        },
+        {"bce_weight": 15.0, "asre_softmax_over": "identity_positions"},
+    ),
     "no_attributes, the main job's recipe on 1000 identities, 24 epochs, weight decay 5e-3": (
         "the best Table VII baseline's recipe (weight decay 5e-3, flip test) on the same "
         "1,000 identities for 24 epochs",

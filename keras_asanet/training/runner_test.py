@@ -102,6 +102,8 @@ class ResumeSettingsTest(TestCase):
             (resumed.bce_weight, resumed.asre_softmax_over), (None, "attribute_positions")
         )
         self.assertEqual(check_resume_settings(resumed, self.ckpt_dir), [])
+        # Attribute maps of the paper's C/2, as every run before the setting existed.
+        self.assertEqual((typed.attribute_channels, resumed.attribute_channels), (128, None))
         # Scored without the flip test, as it was before the setting existed.
         self.assertTrue(typed.flip_test)
         self.assertFalse(resumed.flip_test)
