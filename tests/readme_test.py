@@ -122,6 +122,8 @@ class ReadmeTest(TestCase):
         m = re.search(r"ASRE's attention softmax over the (\w+) positions", FLAT)
         self.assertEqual(f"{m.group(1)}_positions", synthetic["asre_softmax_over"])
         self.assertTrue(synthetic["asre_attention_decay"])
+        m = re.search(r"attribute maps of (\d+) channels", FLAT)
+        self.assertEqual(int(m.group(1)), synthetic["attribute_channels"])
         from keras_asanet.training.ablation import ABLATION_ROWS, row_config
 
         m = re.search(r"its configuration is the `([^`]+)` row", FLAT)
@@ -131,7 +133,8 @@ class ReadmeTest(TestCase):
         row = row_config(m.group(1), 0, main, "out", RunConfig.heldout_seed)
         for field in ("synthetic_identities", "weight_decay", "attribute_head_decay",
                       "color_jitter", "random_erasing", "asre_attention_decay", "epochs",
-                      "preset", "image_size", "seq_len", "learning_rate", "flip_test"):  # fmt: skip
+                      "preset", "image_size", "seq_len", "learning_rate", "flip_test",
+                      "attribute_channels"):  # fmt: skip
             self.assertEqual(getattr(row, field), getattr(main, field), field)
         self.assertEqual(row.model_overrides.get("bce_weight"), main.bce_weight)
         self.assertEqual(row.model_overrides.get("asre_softmax_over"), main.asre_softmax_over)
