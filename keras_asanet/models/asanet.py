@@ -229,17 +229,7 @@ class ASANet(keras.Model):
         self.num_ir_attributes = int(num_ir_attributes)
         self.backbone_config = dict(backbone or {})
         self.attribute_branch_blocks = int(attribute_branch_blocks)
-        if attribute_channels is not None and (
-            isinstance(attribute_channels, bool)
-            or not isinstance(attribute_channels, numbers.Integral)
-            or attribute_channels < 4
-            or attribute_channels % 4
-        ):
-            raise ValueError(
-                "attribute_channels must be None (the paper's C/2) or a positive multiple of 4 "
-                f"(the bottleneck expansion), got {attribute_channels!r}."
-            )
-        self.attribute_channels = None if attribute_channels is None else int(attribute_channels)
+        self.attribute_channels = check_attribute_channels(attribute_channels)
         self.branch_dim = int(branch_dim)
         self.fusion = fusion
         self.identity_branches = tuple(identity_branches)
@@ -818,6 +808,19 @@ class ASANet(keras.Model):
             k: tuple(v) if isinstance(v, list) else v for k, v in backbone.items()
         }
         return cls(**config)
+
+
+def check_attribute_channels(value):
+    """`value` as an int, or None (the paper's C/2); anything but a positive multiple of 4 (the
+    bottleneck expansion) raises ValueError. `RunConfig.validate` applies the same rule."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 4 or value % 4:
+        raise ValueError(
+            "attribute_channels must be None (the paper's C/2) or a positive multiple of 4 "
+            f"(the bottleneck expansion), got {value!r}."
+        )
+    return int(value)
 
 
 def _check_arguments(num_identities, label_smoothing, *weights):

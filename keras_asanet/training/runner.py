@@ -215,16 +215,15 @@ class RunConfig:
                 f"Unknown --asre-softmax-over {self.asre_softmax_over!r}; expected one of "
                 f"{list(SOFTMAX_AXES)}."
             )
-        if self.attribute_channels is not None and (
-            isinstance(self.attribute_channels, bool)
-            or not isinstance(self.attribute_channels, int)
-            or self.attribute_channels < 4
-            or self.attribute_channels % 4
-        ):
+        from keras_asanet.models.asanet import check_attribute_channels
+
+        try:
+            check_attribute_channels(self.attribute_channels)
+        except ValueError:
             raise UsageError(
                 "--attribute-channels must be a positive multiple of 4 (or 'paper' for C/2), "
                 f"got {self.attribute_channels!r}."
-            )
+            ) from None
         if self.attribute_loss_weighting not in ATTRIBUTE_LOSS_WEIGHTINGS:
             raise UsageError(
                 f"Unknown --attribute-loss-weighting {self.attribute_loss_weighting!r}; "
