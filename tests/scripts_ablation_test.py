@@ -61,6 +61,7 @@ class AblationTableTest(TestCase):
         old = dataclasses.replace(_measure("+asre", 0, 0.4), mask_iou=0.2, centre_prior_iou=0.7)
         record = old.to_dict()
         del record["mask_ties"]  # as docs/results.json recorded runs before the tie rule
+        del record["mask_cells"]  # and before the cell layout
         old = ablation.RunMeasure.from_dict(record)
         self.assertEqual(old.mask_ties, "position")
         new = dataclasses.replace(
@@ -68,16 +69,43 @@ class AblationTableTest(TestCase):
             mask_iou=0.4,
             centre_prior_iou=0.35,
             mask_ties="average",
+            mask_cells="centred",
         )
         summary = ablation.summarise([old, new])
         self.assertEqual([s["mask_ties"] for s in summary], ["position", "average"])
         table = ablation.markdown_table(summary)
-        self.assertIn("| 20.0 ± 0.0 (70.0 ± 0.0) † |", table)
+        self.assertIn("| 20.0 ± 0.0 (70.0 ± 0.0) † ‡ |", table)
         self.assertIn("| 40.0 ± 0.0 (35.0 ± 0.0) |", table)
         self.assertIn("† mask IoUs scored before ties were averaged", table)
         self.assertIn("| 20.0 † |", ablation.per_run_table([old, new]))
         # No footnote when every mask IoU averages its ties.
         self.assertNotIn("†", ablation.markdown_table(ablation.summarise([new])))
+
+    def test_mask_ious_scored_on_tiles_are_marked(self):
+        """Runs recorded before the cell layout existed were scored on equal tiles."""
+        record = dataclasses.replace(
+            _measure("+asre", 0, 0.4), mask_iou=0.2, centre_prior_iou=0.35, mask_ties="average"
+        ).to_dict()
+        del record["mask_cells"]
+        tiled = ablation.RunMeasure.from_dict(record)
+        self.assertEqual(tiled.mask_cells, "tiled")
+        no_masks = ablation.RunMeasure.from_dict(
+            {
+                k: v
+                for k, v in _measure("no_attributes", 0, 0.3).to_dict().items()
+                if k != "mask_cells"
+            }
+        )
+        self.assertIsNone(no_masks.mask_cells)
+        centred = dataclasses.replace(tiled, row="+pmi (ASANet-a)", mask_cells="centred")
+        summary = ablation.summarise([tiled, centred, no_masks])
+        self.assertEqual([s["mask_cells"] for s in summary], [None, "tiled", "centred"])
+        table = ablation.markdown_table(summary)
+        self.assertIn("| +asre | 40.0 ± 0.0 |", table)
+        self.assertIn("| 20.0 ± 0.0 (35.0 ± 0.0) ‡ |", table)
+        self.assertIn("| 20.0 ± 0.0 (35.0 ± 0.0) | 50.0 ± 0.0 |", table)
+        self.assertIn("‡ mask IoUs scored on equal tiles of the frame", table)
+        self.assertNotIn("‡", ablation.markdown_table(ablation.summarise([centred, no_masks])))
 
     def test_generated_block_replaces_only_itself(self):
         text = "intro\n" + ablation.GENERATED_START + "\nold\n" + ablation.GENERATED_END + "\nend\n"
@@ -206,7 +234,8 @@ class AblationScriptTest(TestCase):
             "--backend", keras.backend.backend(), "--rows", "+asre",
             "--seeds", "3", "--heldout-seed", "5", "--identities", "12",
             "--heldout-identities", "12",
-            "--image-size", "32", "16", "--seq-len", "2", "--batch", "2", "2", "--epochs", "1",
+            # 64x32: the smallest frames whose 4x2 mask grid has a cell the person fills.
+            "--image-size", "64", "32", "--seq-len", "2", "--batch", "2", "2", "--epochs", "1",
             "--eval-mode", "sampled", "--quiet", "--output", os.path.join(tmp, "runs"),
             "--results", results,
         ]  # fmt: skip
@@ -260,6 +289,26 @@ class AblationScriptTest(TestCase):
         log, again = call()
         self.assertIn("reusing the finished run", log)
         self.assertEqual(again, rescored)
+        self.assertEqual(again["mask_cells"], "centred")
+
+        # A run whose masks were scored on equal tiles (before the cell layout existed) gets
+        # them scored again on centred cells, from its model.keras, and nothing else changes.
+        with open(os.path.join(folder, "results.json")) as f:
+            saved = json.load(f)
+        for key in ("mask_score", "report"):
+            holder = saved if key == "mask_score" else saved["report"]
+            holder["mask_score"]["cell_layout"] = "tiled"
+        del saved["unseen"]["mask_score"]["cell_layout"]
+        saved["unseen"]["mask_score"]["re_iou"] = saved["unseen"]["mask_score"]["ir_iou"] = -1.0
+        with open(os.path.join(folder, "results.json"), "w") as f:
+            json.dump(saved, f)
+        log, masks_again = call()
+        self.assertIn("scoring the finished run's masks on centred cells", log)
+        self.assertEqual(masks_again, rescored)
+        with open(os.path.join(folder, "results.json")) as f:
+            saved = json.load(f)
+        self.assertEqual(saved["unseen"]["mask_score"]["cell_layout"], "centred")
+        self.assertEqual(saved["report"]["mask_score"]["cell_layout"], "centred")
 
         # Another held-out size scores the finished run on that set (masks included), with
         # no training again.
@@ -281,7 +330,7 @@ class AblationScriptTest(TestCase):
         from keras_asanet.models import load_model
 
         root = default_synthetic_root(
-            identities, (32, 16), 5, base=f"{home}/.keras_asanet/synthetic"
+            identities, (64, 32), 5, base=f"{home}/.keras_asanet/synthetic"
         )
         report = evaluate_asanet(
             load_model(os.path.join(folder, "model.keras")),
@@ -289,7 +338,7 @@ class AblationScriptTest(TestCase):
             metric="cosine",
             mode="sampled",
             seq_len=2,
-            image_size=(32, 16),
+            image_size=(64, 32),
             verbose=False,
         )
         return report.ranking.mAP

@@ -165,13 +165,16 @@ class FitCliTest(TestCase):
         # The raw-pixels baseline and, on synthetic data, the ASRE mask score.
         self.assertEqual(results["final"]["baseline_mAP"], results["report"]["baseline"]["mAP"])
         self.assertGreater(results["report"]["baseline"]["num_valid_queries"], 0)
-        # At 32x16 the ASRE mask grid is 2x1 and a frame counts where the person covers half a
-        # cell: 12 frames of the test tracklets do, so it is scored. (The run rebuilds the
-        # folder with its own --dataset-seed, 0, not the fixture's seed 3.)
+        # At 32x16 the ASRE mask grid is 2x1 and its one column is centred on the frame's
+        # left edge (where ASA-Net's feature lies): the centred person never covers half a
+        # cell, so the run notes that the score was not computed and goes on. (The run
+        # rebuilds the folder with its own --dataset-seed, 0, not the fixture's seed 3; the
+        # score itself at 64x32: tests/scripts_evaluate_test.py.)
         self.assertEqual(results["config"]["dataset_seed"], 0)
-        self.assertEqual(results["mask_score"]["grid"], [2, 1])
-        self.assertEqual(results["mask_score"]["num_frames"], 12)
-        self.assertEqual(results["mask_score"], results["report"]["mask_score"])
+        self.assertNotIn("mask_score", results)
+        self.assertIsNone(results["report"]["mask_score"])
+        notes = results["report"]["notes"]
+        self.assertTrue(any("mask score not computed: In none of the" in n for n in notes), notes)
         # The main job's last step: the model on the synthetic dataset of the held-out seed
         # (new identities in new scenes, built beside --root), beside its raw pixels.
         unseen = results["unseen"]

@@ -244,6 +244,38 @@ class AGWResNetTest(TestCase):
             self.assertTrue(np.all(np.isfinite(g)), w.path)
             self.assertGreater(np.abs(g).max(), 0.0, w.path)
 
+    @parameterized.named_parameters(("stride_16", True, 16), ("stride_8", False, 8))
+    def test_feature_cells_are_centred_on_stride_multiples(self, stem_pool, stride):
+        """The feature at `(i, j)` of layer4 is centred on pixel `(stride * i, stride * j)`:
+        its receptive field (the pixels that change it) is symmetric about that pixel. The
+        ASRE mask score and the mask figures place cells there (`cell_windows(...,
+        "centred")`), not on the tiles `[stride * i, stride * (i + 1))`."""
+        backbone = AGWResNet(
+            **TINY, stem_pool=stem_pool, non_local=(0, 0, 0, 0), kernel_initializer=NumpyHeNormal()
+        )
+        height, width = 12 * stride, 10 * stride
+        x = images(1, (1, height, width, 3))
+        base = self.to_numpy(backbone(x)["layer4"])[0]
+
+        def receptive_field(axis, cell):
+            """`(first, last)` pixel along `axis` whose change moves feature `cell` there."""
+            size = (height, width)[axis]
+            batch = np.repeat(x, size, axis=0)
+            for p in range(size):  # clip p: the whole row / column p raised by 100
+                index = (p, p) if axis == 0 else (p, slice(None), p)
+                batch[index] += 100.0
+            moved = np.abs(self.to_numpy(backbone(batch)["layer4"]) - base)
+            moved = moved.max(axis=(-1, 2 - axis))[:, cell]  # (size,): the cell's change
+            hit = np.flatnonzero(moved > 1e-5 * moved.max())  # float noise aside, 0 outside
+            return int(hit[0]), int(hit[-1])
+
+        for axis in (0, 1):
+            for cell in (4, 5):  # interior cells: their fields lie inside the frame
+                first, last = receptive_field(axis, cell)
+                self.assertGreater(first, 0)
+                self.assertLess(last, (height, width)[axis] - 1)
+                self.assertEqual((first + last) / 2, stride * cell, (axis, cell, first, last))
+
     def test_default_is_agw_resnet50(self):
         backbone = AGWResNet()
         self.assertEqual(backbone.feature_channels, 1024)

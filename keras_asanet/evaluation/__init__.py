@@ -28,6 +28,7 @@ from keras_asanet.evaluation.feature_parts import (
 from keras_asanet.evaluation.mask_score import (
     MaskScore,
     cell_fractions,
+    cell_windows,
     centre_prior,
     mask_score,
     top_k_iou,
@@ -66,6 +67,7 @@ __all__ = [
     "camera_pair_breakdown",
     "canonical_dataset_name",
     "cell_fractions",
+    "cell_windows",
     "centre_prior",
     "clip_plan",
     "cross_dataset_protocol",

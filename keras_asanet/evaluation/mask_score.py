@@ -8,11 +8,19 @@ beside the same IoU for a fixed centre prior: a mask that does not beat "the mid
 has not learned where the person is.
 
 How the ground truth meets the mask grid. The model sees each frame resized to `image_size`
-and its masks are on the `(h, w)` grid of its feature maps, each cell covering an equal
-`1/h x 1/w` share of the frame. The full-resolution label map is area-averaged into that grid
-(`cell_fractions`: the exact fraction of each cell's area covered by the region) and a cell
-counts as the region when at least half of it is (`threshold=0.5`). Frames whose region
-covers no cell are left out of that region's mean (and counted).
+and its masks are on the `(h, w)` grid of its feature maps. Where on the frame a cell lies is
+the network's geometry, not an equal tiling: in a ResNet padded like torchvision's (every
+`k x k` convolution or pooling padded by `k // 2`), the feature at `(i, j)` of a stride-`s` map
+is centred on pixel `(s * i, s * j)`, so the first row and column sit on the frame's top and
+left edges and the grid is half a cell up and left of the tiles `[s * i, s * (i + 1))`
+(`cell_layout="centred"`, the default; `AGWResNetTest` checks the centres from the gradients
+of the library's backbone). The full-resolution label map is area-averaged into the `s x s`
+window of each cell (`cell_fractions`: the exact fraction of the window covered by the region;
+the part of a window outside the frame counts as not covered) and a cell counts as the region
+when at least half of it is (`threshold=0.5`). The centre prior is placed on the same cell
+centres. Frames whose region covers no cell are left out of that region's mean (and counted).
+`cell_layout="tiled"` is the equal tiling every score used before 2026-12-07
+(docs/results.md, "Where a mask cell lies on the frame").
 
 The pure pieces (`cell_fractions`, `centre_prior`, `top_k_positions`, `top_k_iou`) are
 numpy-only; `mask_score` imports Keras when called.
@@ -44,45 +52,94 @@ MASK_KEYS = ("re_mask", "ir_mask")
 # ------------------------------------------------------------------------ pure numpy parts
 
 
-def _area_weights(size, cells):
-    """`(cells, size)`: the share of cell `i` covered by pixel `j` (rows sum to 1)."""
-    edges = np.arange(cells + 1) * (size / cells)
+#: Where the cells of a mask grid lie on the frame (see `cell_windows`).
+CELL_LAYOUTS = ("centred", "tiled")
+
+
+def _check_layout(layout):
+    if layout not in CELL_LAYOUTS:
+        raise ValueError(f"cell layout must be one of {CELL_LAYOUTS}, got {layout!r}.")
+
+
+def cell_windows(size, cells, layout="tiled"):
+    """The window of each cell along one axis of a frame, in pixel coordinates (pixel `x`
+    covers `[x, x + 1)`).
+
+    Args:
+        size: the frame's length along the axis, in pixels.
+        cells: the grid's length along it; the stride is `s = size / cells` (the network's
+            output stride when `size` is a multiple of it, as for 64x32 or 256x128 frames).
+        layout: `"tiled"`: cell `i` is `[s * i, s * (i + 1))`, the frame cut into equal
+            tiles. `"centred"`: cell `i` is the `s`-wide window centred on pixel `s * i`
+            (centre `s * i + 0.5`), where the feature `i` of a ResNet padded like torchvision's
+            is centred; the first window reaches half a cell before the frame, the last ends
+            half a cell before its end.
+
+    Returns:
+        `(lo, hi)`, two `(cells,)` float64 arrays.
+    """
+    _check_layout(layout)
+    stride = float(size) / int(cells)
+    lo = np.arange(int(cells)) * stride
+    if layout == "centred":
+        lo = lo + 0.5 - stride / 2.0
+    return lo, lo + stride
+
+
+def _area_weights(size, cells, layout="tiled"):
+    """`(cells, size)`: the share of cell `i`'s window covered by pixel `j` (a row sums to 1
+    when the window lies inside the frame, less when part of it lies outside)."""
+    lo_edges, hi_edges = cell_windows(size, cells, layout)
     pixel = np.arange(size)
-    lo = np.maximum(edges[:-1, None], pixel[None, :])
-    hi = np.minimum(edges[1:, None], pixel[None, :] + 1)
-    return np.clip(hi - lo, 0.0, None) / (size / cells)
+    lo = np.maximum(lo_edges[:, None], pixel[None, :])
+    hi = np.minimum(hi_edges[:, None], pixel[None, :] + 1)
+    return np.clip(hi - lo, 0.0, None) / (float(size) / int(cells))
 
 
-def cell_fractions(region, grid):
+def cell_fractions(region, grid, layout="tiled"):
     """Area-averages binary maps into a coarser grid: the fraction of each cell covered.
 
     Args:
         region: `(..., H, W)` bool or 0/1 maps at full resolution.
         grid: `(h, w)` cells; any size (cells need not align with pixels: a pixel split
             between two cells counts in both by the share of it each holds).
+        layout: where the cells lie, `"tiled"` (default) or `"centred"` (`cell_windows`);
+            with `"centred"`, the part of a window outside the frame counts as not covered.
 
     Returns:
         `(..., h, w)` float64 in [0, 1].
     """
     region = np.asarray(region, np.float64)
-    rows = _area_weights(region.shape[-2], int(grid[0]))
-    cols = _area_weights(region.shape[-1], int(grid[1]))
+    rows = _area_weights(region.shape[-2], int(grid[0]), layout)
+    cols = _area_weights(region.shape[-1], int(grid[1]), layout)
     return np.einsum("ih,...hw,jw->...ij", rows, region, cols)
 
 
-def centre_prior(grid):
-    """A fixed centre-weighted map: an ellipse-shaped Gaussian over the grid, peaking at the
-    frame's centre (standard deviations a quarter of its height and width).
+def centre_prior(grid, layout="tiled", image_size=None):
+    """A fixed centre-weighted map: an ellipse-shaped Gaussian over the cells' centres,
+    peaking at the frame's centre (standard deviations a quarter of its height and width).
 
     Args:
         grid: `(h, w)`.
+        layout: where the cells lie on the frame (`cell_windows`): `"tiled"` (default) or
+            `"centred"`, which needs `image_size` (the cells' centres then depend on the
+            frame's pixels).
+        image_size: `(H, W)` of the frames, for `layout="centred"`.
 
     Returns:
         `(h, w)` float64; only its order matters for `top_k_positions`.
     """
+    _check_layout(layout)
     h, w = int(grid[0]), int(grid[1])
-    y = (np.arange(h) + 0.5) / h - 0.5
-    x = (np.arange(w) + 0.5) / w - 0.5
+    if layout == "tiled":
+        y = (np.arange(h) + 0.5) / h - 0.5
+        x = (np.arange(w) + 0.5) / w - 0.5
+    else:
+        if image_size is None:
+            raise ValueError('centre_prior(layout="centred") needs the frames\' image_size.')
+        height, width = int(image_size[0]), int(image_size[1])
+        y = np.mean(cell_windows(height, h, layout), axis=0) / height - 0.5
+        x = np.mean(cell_windows(width, w, layout), axis=0) / width - 0.5
     return np.exp(-0.5 * ((y[:, None] / 0.25) ** 2 + (x[None, :] / 0.25) ** 2))
 
 
@@ -275,6 +332,8 @@ class MaskScore:
             (`flat_fraction`), whose IoU is then chance's (`ties="average"`) or the tie
             order's (`ties="position"`); `None` without the mask.
         ties: the tie rule of every IoU here (`top_k_iou`).
+        cell_layout: where the grid's cells lie on the frame (`cell_windows`); scores
+            recorded before it existed used `"tiled"`.
     """
 
     re_iou: float | None
@@ -292,6 +351,7 @@ class MaskScore:
     re_flat: float | None = None
     ir_flat: float | None = None
     ties: str = "average"
+    cell_layout: str = "centred"
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -324,7 +384,8 @@ class MaskScore:
         lines = [
             f"Mask score: top {100 * self.top_k:g}% of the {h}x{w} mask positions vs the "
             f"ground-truth person, IoU over {self.num_frames} frames of {self.num_tracklets} "
-            f"tracklets ({self.image_size[0]}x{self.image_size[1]} input)",
+            f"tracklets ({self.image_size[0]}x{self.image_size[1]} input, "
+            f"{self.cell_layout} cells)",
             f"  re-mask {_fmt(self.re_iou)}  ir-mask {_fmt(self.ir_iou)}  centre prior "
             f"{self.centre_iou:.3f}  (best possible {self.best_iou:.3f}; ties: {self.ties})",
         ]
@@ -463,6 +524,7 @@ def mask_score(
     regions=None,
     threshold=0.5,
     ties="average",
+    cell_layout="centred",
 ) -> MaskScore:
     """Scores where an ASA-Net's ASRE masks point against ground-truth person masks.
 
@@ -499,6 +561,10 @@ def mask_score(
             top, bottom, hat and bag (`DEFAULT_REGIONS`).
         threshold: a cell counts as a region when that fraction of it is covered.
         ties: `"average"` (default) or `"position"`, see `top_k_iou`.
+        cell_layout: where the mask cells lie on the frame, for the ground truth and the
+            centre prior (`cell_windows`): `"centred"` (default) on the feature positions of
+            ASA-Net's torchvision-style ResNet; `"tiled"`, the frame cut into equal tiles,
+            reproduces scores recorded before this argument existed.
 
     Returns:
         A `MaskScore`.
@@ -530,6 +596,7 @@ def mask_score(
     _num_top(top_k, 1)
     if ties not in TIE_RULES:
         raise ValueError(f"ties must be one of {TIE_RULES}, got {ties!r}.")
+    _check_layout(cell_layout)
     seq_len, batch_size = int(seq_len), int(batch_size)
     image_size = resolve_image_size(model, image_size)
     regions = dict(DEFAULT_REGIONS if regions is None else regions)
@@ -546,9 +613,12 @@ def mask_score(
     grid = next(iter(masks.values())).shape[1:]
 
     def region_cells(select):
-        return np.stack([cell_fractions(select(lab), grid) >= threshold for lab in labels])
+        return np.stack(
+            [cell_fractions(select(lab), grid, cell_layout) >= threshold for lab in labels]
+        )
 
     tolerances = {key: flat_tolerance(value) for key, value in masks.items()}
+    prior = centre_prior(grid, cell_layout, image_size)
 
     def mean_iou(key, frames, region):
         if key not in masks:
@@ -570,7 +640,7 @@ def mask_score(
         return {
             "re_iou": mean_iou("re_mask", frames, r),
             "ir_iou": mean_iou("ir_mask", frames, r),
-            "centre_iou": float(np.mean(top_k_iou(centre_prior(grid), r, top_k, ties))),
+            "centre_iou": float(np.mean(top_k_iou(prior, r, top_k, ties))),
             "best_iou": float(np.mean(best_top_k_iou(r, top_k))),
             "num_frames": int(frames.sum()),
         }
@@ -610,6 +680,7 @@ def mask_score(
         re_flat=flat("re_mask", person_frames),
         ir_flat=flat("ir_mask", person_frames),
         ties=ties,
+        cell_layout=cell_layout,
     )
 
 

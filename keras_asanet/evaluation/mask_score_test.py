@@ -12,6 +12,7 @@ from keras_asanet.evaluation.mask_score import (
     MaskScore,
     best_top_k_iou,
     cell_fractions,
+    cell_windows,
     centre_prior,
     flat_fraction,
     iter_model_masks,
@@ -112,6 +113,56 @@ class MaskArithmeticTest(TestCase):
         with self.assertRaisesRegex(ValueError, "tie_tolerance must be finite and >= 0"):
             top_k_iou(scores, region, tie_tolerance=-1.0)
 
+    def test_cell_windows(self):
+        lo, hi = cell_windows(64, 4, "tiled")
+        np.testing.assert_allclose(lo, [0, 16, 32, 48])
+        np.testing.assert_allclose(hi, [16, 32, 48, 64])
+        # Centred on pixel 16 i (its centre 16 i + 0.5): half a cell up / left of the tiles.
+        lo, hi = cell_windows(64, 4, "centred")
+        np.testing.assert_allclose(lo, [-7.5, 8.5, 24.5, 40.5])
+        np.testing.assert_allclose(hi, [8.5, 24.5, 40.5, 56.5])
+        with self.assertRaisesRegex(ValueError, "cell layout must be one of"):
+            cell_windows(64, 4, "shifted")
+
+    def test_centred_cell_fractions_match_a_sampled_oracle(self):
+        """Each cell's covered fraction, counted on a 10x finer lattice of points (exact here:
+        every window edge lies on a multiple of 0.1 pixel); points outside the frame count as
+        not covered."""
+        rng = np.random.default_rng(0)
+        region = rng.random((2, 12, 8)) < 0.4
+        got = cell_fractions(region, (3, 2), "centred")
+        rows_lo, rows_hi = cell_windows(12, 3, "centred")
+        cols_lo, cols_hi = cell_windows(8, 2, "centred")
+        points = (np.arange(-80, 200) + 0.5) / 10.0  # from -8 to 20 pixels
+
+        def covered(n, i, j):
+            ys = points[(points >= rows_lo[i]) & (points < rows_hi[i])]
+            xs = points[(points >= cols_lo[j]) & (points < cols_hi[j])]
+            yy, xx = np.meshgrid(ys, xs, indexing="ij")
+            inside = (yy >= 0) & (yy < 12) & (xx >= 0) & (xx < 8)
+            value = np.zeros(yy.shape)
+            value[inside] = region[n][yy[inside].astype(int), xx[inside].astype(int)]
+            return value.mean()
+
+        for n, i, j in itertools.product(range(2), range(3), range(2)):
+            self.assertAlmostEqual(got[n, i, j], covered(n, i, j), places=9)
+        # The tiled layout is the equal partition of before.
+        np.testing.assert_allclose(
+            cell_fractions(region, (3, 2), "tiled"), cell_fractions(region, (3, 2))
+        )
+
+    def test_centred_centre_prior(self):
+        """On a 64x32 frame the 4x2 cells are centred on rows 0.5, 16.5, 32.5, 48.5 and
+        columns 0.5, 16.5: the frame's centre (32, 16) is nearest to cell (2, 1), then (1, 1)."""
+        prior = centre_prior((4, 2), "centred", (64, 32))
+        order = np.argsort(-prior.ravel(), kind="stable")
+        self.assertEqual([divmod(int(k), 2) for k in order[:3]], [(2, 1), (1, 1), (3, 1)])
+        # The tiled prior ties the four central cells.
+        tiled = centre_prior((4, 2))
+        np.testing.assert_allclose(tiled[1:3].ravel(), tiled[1, 0])
+        with self.assertRaisesRegex(ValueError, "needs the frames' image_size"):
+            centre_prior((4, 2), "centred")
+
     def test_centre_prior(self):
         prior = centre_prior((5, 3))
         self.assertEqual(prior.shape, (5, 3))
@@ -165,6 +216,7 @@ class MaskScoreTest(TestCase):
         self.assertEqual(set(score.regions), {"top", "bottom", "hat", "bag"})
         text = str(score)
         self.assertIn("Mask score: top 20% of the 4x2 mask positions", text)
+        self.assertIn("(64x32 input, centred cells)", text)
         self.assertIn("centre prior", text)
         self.assertIn(f"re {score.re_iou:.3f}  ir {score.ir_iou:.3f}", score.one_line())
         d = json.loads(json.dumps(score.to_dict()))
@@ -187,17 +239,34 @@ class MaskScoreTest(TestCase):
         _, masks = self.model(clip, training=False, return_masks=True)
         re = np.asarray(ops.convert_to_numpy(masks["re_mask"]))[0]
         labels = [np.asarray(Image.open(f[:-4] + "_mask.png")) for f in frames]
-        person = np.stack([cell_fractions(lab > 0, (4, 2)) >= 0.5 for lab in labels])
+        person = np.stack([cell_fractions(lab > 0, (4, 2), "centred") >= 0.5 for lab in labels])
         keep = person.any(axis=(1, 2))
+        self.assertEqual(score.cell_layout, "centred")
         self.assertEqual(score.num_frames, int(keep.sum()))
         self.assertGreater(score.num_frames, 0)
         expected = np.mean(top_k_iou(re[keep], person[keep], 0.25))
         self.assertAlmostEqual(score.re_iou, expected, places=5)
-        centre = np.mean(top_k_iou(centre_prior((4, 2)), person[keep], 0.25))
+        prior = centre_prior((4, 2), "centred", (64, 32))
+        centre = np.mean(top_k_iou(prior, person[keep], 0.25))
         self.assertAlmostEqual(score.centre_iou, centre, places=9)
-        top = np.stack([cell_fractions(lab == 2, (4, 2)) >= 0.5 for lab in labels])
+        top = np.stack([cell_fractions(lab == 2, (4, 2), "centred") >= 0.5 for lab in labels])
         self.assertTrue(top.any())  # the fixture's query 0 shows its top: the check runs
         self.assertEqual(score.regions["top"]["num_frames"], int(top.any(axis=(1, 2)).sum()))
+        # The tiled layout scores the same masks against the equal tiles of the frame.
+        tiled = mask_score(
+            self.model, [tracklet], seq_len=3, image_size=(64, 32), top_k=0.25, cell_layout="tiled"
+        )
+        person = np.stack([cell_fractions(lab > 0, (4, 2)) >= 0.5 for lab in labels])
+        keep = person.any(axis=(1, 2))
+        self.assertAlmostEqual(
+            tiled.re_iou, np.mean(top_k_iou(re[keep], person[keep], 0.25)), places=5
+        )
+        self.assertAlmostEqual(
+            tiled.centre_iou, np.mean(top_k_iou(centre_prior((4, 2)), person[keep], 0.25))
+        )
+        self.assertEqual(tiled.to_dict()["cell_layout"], "tiled")
+        with self.assertRaisesRegex(ValueError, "cell layout must be one of"):
+            mask_score(self.model, [tracklet], image_size=(64, 32), cell_layout="grid")
 
     def test_flat_masks_are_counted(self):
         maps = np.zeros((4, 3, 2))
@@ -237,7 +306,7 @@ class MaskScoreTest(TestCase):
             for clip in paths
             for p in clip
         ]
-        person = np.stack([cell_fractions(lab > 0, (4, 2)) >= 0.5 for lab in labels])
+        person = np.stack([cell_fractions(lab > 0, (4, 2), "centred") >= 0.5 for lab in labels])
         person = person[person.any(axis=(1, 2))]
         chance = np.mean(top_k_iou(np.zeros((4, 2)), person, 0.2))
         self.assertAlmostEqual(collapsed.re_iou, chance, places=9)

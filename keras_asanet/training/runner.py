@@ -687,18 +687,8 @@ def _train(config, folder, log):
     save_model(model, model_path)  # atomic: an interrupted save keeps no truncated file
     report = evaluation.last_report or evaluate_asanet(model, dataset, **eval_kwargs)
     if config.dataset == "synthetic":
-        from keras_asanet.evaluation import mask_score
-
-        # Where the ASRE masks point, against the synthetic frames' ground-truth person
-        # masks: up to 64 test tracklets spread evenly over query + gallery (deterministic).
         try:
-            report.mask_score = mask_score(
-                model,
-                [*dataset.query, *dataset.gallery],
-                seq_len=config.seq_len,
-                image_size=tuple(config.image_size),
-                max_tracklets=64,
-            )
+            report.mask_score = _mask_score(model, config, dataset)
         except ValueError as err:  # e.g. a dataset folder without label maps
             report.notes.append(f"mask score not computed: {err}")
     results.update(
@@ -827,13 +817,58 @@ def scored_heldout_set(results):
     return unseen.get("dataset_seed"), unseen.get("identities", trained)
 
 
-def _evaluate_unseen(model, config, eval_kwargs, masks=True):
-    """The model on the test split of the synthetic dataset of `config.heldout_seed`: new
-    identities in new scenes, the honest measure of what it learned (`masks`: with the ASRE
-    mask score). Its size is `config.heldout_identities`, not the training set's: runs that
-    train on more identities are judged on the same held-out set."""
+def rescore_masks(config, log=print):
+    """Scores a finished synthetic run's ASRE masks again (`mask_score` with today's
+    defaults, e.g. its cell layout) on its own test split and on the held-out seed, and
+    rewrites them in its `results.json`; everything else is kept. This is how
+    `scripts/ablation.py` brings the mask scores of finished runs up to date without
+    training them again.
+
+    Returns:
+        The updated results dict.
+    """
+    from keras_asanet.models.saving import load_model
+
+    path = os.path.join(config.output, "results.json")
+    with open(path) as f:
+        results = json.load(f)
+    model = load_model(os.path.join(config.output, "model.keras"))
+    if not (model.uses_re_asre or model.uses_ir_asre):
+        return results
+    def score(dataset):
+        try:
+            return _mask_score(model, config, dataset).to_dict()
+        except ValueError:  # e.g. frames too small for the person to fill a cell
+            return None
+
+    own = score(load_dataset(config))
+    results["mask_score"] = own
+    results.setdefault("report", {})["mask_score"] = own
+    if "unseen" in results and config.heldout_seed is not None:
+        results["unseen"]["mask_score"] = score(_heldout_dataset(config))
+        log(f"Re-scored the masks of {config.output} on seed {config.heldout_seed}.")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1, default=float)
+    return results
+
+
+def _mask_score(model, config, dataset):
+    """Where the ASRE masks point, against the synthetic frames' ground-truth person masks:
+    up to 64 test tracklets spread evenly over query + gallery (deterministic)."""
+    from keras_asanet.evaluation import mask_score
+
+    return mask_score(
+        model,
+        [*dataset.query, *dataset.gallery],
+        seq_len=config.seq_len,
+        image_size=tuple(config.image_size),
+        max_tracklets=64,
+    )
+
+
+def _heldout_dataset(config):
+    """The synthetic dataset of `config.heldout_seed` (built once, then read from disk)."""
     from keras_asanet.data import default_synthetic_root, get_dataset
-    from keras_asanet.evaluation.asanet_evaluation import evaluate_asanet
 
     if config.root:  # beside the training data the user placed, not in the home cache
         root = f"{os.path.abspath(config.root).rstrip(os.sep)}-heldout-seed{config.heldout_seed}"
@@ -842,18 +877,23 @@ def _evaluate_unseen(model, config, eval_kwargs, masks=True):
             config.heldout_identities, config.image_size, config.heldout_seed
         )
     _build_synthetic(config, root, config.heldout_seed, config.heldout_identities)
-    heldout = get_dataset("synthetic", root)
+    return get_dataset("synthetic", root)
+
+
+def _evaluate_unseen(model, config, eval_kwargs, masks=True):
+    """The model on the test split of the synthetic dataset of `config.heldout_seed`: new
+    identities in new scenes, the honest measure of what it learned (`masks`: with the ASRE
+    mask score). Its size is `config.heldout_identities`, not the training set's: runs that
+    train on more identities are judged on the same held-out set."""
+    from keras_asanet.evaluation.asanet_evaluation import evaluate_asanet
+
+    heldout = _heldout_dataset(config)
     report = evaluate_asanet(model, heldout, **{**eval_kwargs, "verbose": False})
     if masks and (model.uses_re_asre or model.uses_ir_asre):
-        from keras_asanet.evaluation import mask_score
-
-        report.mask_score = mask_score(
-            model,
-            [*heldout.query, *heldout.gallery],
-            seq_len=config.seq_len,
-            image_size=tuple(config.image_size),
-            max_tracklets=64,
-        )
+        try:
+            report.mask_score = _mask_score(model, config, heldout)
+        except ValueError as err:  # e.g. frames too small for the person to fill a cell
+            report.notes.append(f"mask score not computed: {err}")
     return report, heldout
 
 

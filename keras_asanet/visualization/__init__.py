@@ -18,6 +18,7 @@ from keras_asanet.visualization.attribute_confusion import (
 from keras_asanet.visualization.cmc_curve import plot_cmc_curves
 from keras_asanet.visualization.contact_sheet import tracklet_contact_sheet
 from keras_asanet.visualization.mask_overlay import (
+    mask_extent,
     normalise_mask,
     plot_mask_overlay,
     plot_model_masks,
@@ -58,6 +59,7 @@ __all__ = [
     "evaluation_outputs",
     "grad_cam",
     "grad_cam_maps",
+    "mask_extent",
     "normalise_mask",
     "pick_queries",
     "plot_attribute_confusion",

@@ -44,8 +44,38 @@ def _resize_nearest(region, size):
     return region[rows.astype(int)][:, cols.astype(int)]
 
 
+def mask_extent(grid, frame_size, cell_layout="centred"):
+    """The matplotlib `extent` that puts each cell of an `(h, w)` map over its window of a
+    `(H, W)` frame (`keras_asanet.evaluation.mask_score.cell_windows`), in `imshow`'s pixel
+    coordinates (pixel `x` centred on `x`).
+
+    Args:
+        grid: `(h, w)` of the map.
+        frame_size: `(H, W)` of the frame.
+        cell_layout: `"centred"` (default; ASA-Net's feature maps, cell `(i, j)` centred on
+            pixel `(s * i, s * j)`) or `"tiled"` (the frame cut into equal tiles).
+
+    Returns:
+        `(left, right, bottom, top)`.
+    """
+    from keras_asanet.evaluation.mask_score import cell_windows
+
+    (h, w), (height, width) = grid, frame_size
+    rows_lo, rows_hi = cell_windows(height, h, cell_layout)
+    cols_lo, cols_hi = cell_windows(width, w, cell_layout)
+    return (cols_lo[0] - 0.5, cols_hi[-1] - 0.5, rows_hi[-1] - 0.5, rows_lo[0] - 0.5)
+
+
 def plot_mask_overlay(
-    frames, masks, person_masks=None, title=None, alpha=0.5, cmap="jet", normalise=True, path=None
+    frames,
+    masks,
+    person_masks=None,
+    title=None,
+    alpha=0.5,
+    cmap="jet",
+    normalise=True,
+    path=None,
+    cell_layout="centred",
 ):
     """Frames of a tracklet in the first row, each ASRE mask over them in the rows below.
 
@@ -55,7 +85,8 @@ def plot_mask_overlay(
             `"re_mask"` and `"ir_mask"` (rows titled by `MASK_ROWS`; any other key is its
             own title, such as `"Grad-CAM"`), drawn in the dict's order. Each row is scaled
             to [0, 1] over the whole tracklet (`normalise_mask`, unless `normalise=False`)
-            and drawn bilinearly upsampled over the frames.
+            and drawn bilinearly upsampled over the frames, each cell over its window
+            (`cell_layout`).
         person_masks: optional `(T, H', W')` bool ground-truth person (e.g. `label_map > 0`
             of the synthetic dataset), outlined in white on every panel (resized to the
             frames' size by nearest neighbour).
@@ -65,6 +96,10 @@ def plot_mask_overlay(
         normalise: scale each row with `normalise_mask`; `False` draws maps already in
             [0, 1] as they are (Grad-CAM, whose zero means "no evidence").
         path: where to write the figure as PNG, or `None`.
+        cell_layout: where a map's cells lie on the frame (`mask_extent`): `"centred"`
+            (default) for maps on ASA-Net's feature grid, whose cell `(i, j)` is centred on
+            pixel `(s * i, s * j)`; `"tiled"` stretches the map over the frame. A map as large
+            as the frame is drawn pixel on pixel either way.
 
     Returns:
         A `matplotlib.figure.Figure` with `(1 + number of masks) x T` axes in row order; each
@@ -103,7 +138,7 @@ def plot_mask_overlay(
     panel = 1.1 * max(width / height, 0.25)
     fig = new_figure(1.2 + panel * num_frames, 0.4 + 1.25 * (1 + len(rows)))
     axes = np.asarray(fig.subplots(1 + len(rows), num_frames, squeeze=False))
-    extent = (-0.5, width - 0.5, height - 0.5, -0.5)
+    frame_extent = (-0.5, width - 0.5, height - 0.5, -0.5)
     for t in range(num_frames):
         image = as_image(frames[t])
         axes[0, t].imshow(image, interpolation="nearest")
@@ -117,11 +152,11 @@ def plot_mask_overlay(
                 alpha=alpha,
                 vmin=0.0,
                 vmax=1.0,
-                extent=extent,
+                extent=mask_extent(scaled[key].shape[1:], (height, width), cell_layout),
                 interpolation="bilinear",
             )
-            ax.set_xlim(extent[0], extent[1])
-            ax.set_ylim(extent[2], extent[3])
+            ax.set_xlim(frame_extent[0], frame_extent[1])
+            ax.set_ylim(frame_extent[2], frame_extent[3])
         for r in range(1 + len(rows)):
             if person is not None and person[t].any() and not person[t].all():
                 axes[r, t].contour(

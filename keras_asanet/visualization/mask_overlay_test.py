@@ -4,7 +4,12 @@ import numpy as np
 from PIL import Image
 
 from keras_asanet.tests.test_case import TestCase
-from keras_asanet.visualization import normalise_mask, plot_mask_overlay, plot_model_masks
+from keras_asanet.visualization import (
+    mask_extent,
+    normalise_mask,
+    plot_mask_overlay,
+    plot_model_masks,
+)
 from keras_asanet.visualization._testing import synthetic_dataset
 
 
@@ -47,7 +52,12 @@ class MaskOverlayTest(TestCase):
             frame, mask = axes[1, t].images
             self.assertAllEqual(np.asarray(frame.get_array()), frames[t])
             self.assertAllClose(np.asarray(mask.get_array()), scaled[t])
-            self.assertEqual(mask.get_extent(), [-0.5, 3.5, 7.5, -0.5])  # over the frame
+            # Each of the 2 x 1 cells (stride 4) over the 4 x 4 window centred on pixel
+            # (4 i, 0), where ASA-Net's feature (i, 0) is centred: half a cell up and left.
+            self.assertEqual(mask.get_extent(), [-2.0, 2.0, 6.0, -2.0])
+            self.assertEqual(
+                [axes[1, t].get_xlim(), axes[1, t].get_ylim()], [(-0.5, 3.5), (7.5, -0.5)]
+            )
             outlines = [c for ax in axes[:, t] for c in ax.collections]
             self.assertLen(outlines, 0 if t == 2 else 2)
         # The outline follows the person, resized to the frames' 8 x 4: rows 2-5, cols 1-2.
@@ -55,6 +65,9 @@ class MaskOverlayTest(TestCase):
         vertices = np.concatenate([p.vertices for p in contour.get_paths()])
         self.assertAllClose(vertices.min(axis=0), [0.5, 1.5], atol=0.51)
         self.assertAllClose(vertices.max(axis=0), [2.5, 5.5], atol=0.51)
+        tiled = plot_mask_overlay(frames, {"re_mask": re}, cell_layout="tiled")
+        self.assertEqual(tiled.axes[3].images[1].get_extent(), [-0.5, 3.5, 7.5, -0.5])
+        self.assertEqual(mask_extent((8, 4), (8, 4)), (-0.5, 3.5, 7.5, -0.5))  # pixel on pixel
         with Image.open(path) as image:
             width, height = fig.get_size_inches() * fig.dpi
             self.assertEqual((image.format, image.size), ("PNG", (round(width), round(height))))
