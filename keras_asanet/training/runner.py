@@ -835,6 +835,7 @@ def rescore_masks(config, log=print):
     model = load_model(os.path.join(config.output, "model.keras"))
     if not (model.uses_re_asre or model.uses_ir_asre):
         return results
+
     def score(dataset):
         try:
             return _mask_score(model, config, dataset).to_dict()
