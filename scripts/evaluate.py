@@ -127,6 +127,14 @@ def _parser():
         "results)",
     )
     p.add_argument(
+        "--mask-cells",
+        choices=("centred", "tiled"),
+        default="centred",
+        help="where a mask cell lies on the frame: the window centred on its feature "
+        "(centred, the default; pixel (s*i, s*j) of a stride-s map) or an equal tile of the "
+        "frame (tiled, the geometry of scores written before 2026-12-07)",
+    )
+    p.add_argument(
         "--feature-parts",
         action="store_true",
         help="also rank each part of an ASANet's test feature alone (identity features, "
@@ -305,6 +313,7 @@ def main(argv=None):
             image_size=report.settings["image_size"],
             max_tracklets=args.mask_tracklets,
             ties=args.mask_ties,
+            cell_layout=args.mask_cells,
         )
     print(report)
     if args.output:

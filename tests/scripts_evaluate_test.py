@@ -301,16 +301,20 @@ class EvaluateScriptRunTest(TestCase):
         self.assertEqual(results["mask_score"]["grid"], [4, 2])
         self.assertGreater(results["mask_score"]["num_frames"], 0)
         self.assertEqual(results["mask_score"]["ties"], "average")
-        # The older tie rule on request.
+        self.assertEqual(results["mask_score"]["cell_layout"], "centred")
+        self.assertIn("(64x32 input, centred cells)", out)
+        # The older tie rule and cell layout on request.
         code, out, err = self.run_args(
             "--dataset", "synthetic", "--synthetic-seed", "5", "--cache-dir", cache,
             "--weights", weights, "--quiet", "--no-breakdown", "--no-baseline",
-            "--mask-ties", "position", "--output", output,
+            "--mask-ties", "position", "--mask-cells", "tiled", "--output", output,
         )  # fmt: skip
         self.assertEqual(code, 0, err)
         self.assertIn("ties: position", out)
+        self.assertIn("(64x32 input, tiled cells)", out)
         with open(output) as f:
-            self.assertEqual(json.load(f)["mask_score"]["ties"], "position")
+            older = json.load(f)["mask_score"]
+        self.assertEqual((older["ties"], older["cell_layout"]), ("position", "tiled"))
         # The same seed as training is flagged.
         code, out, err = self.run_args(
             "--dataset", "synthetic", "--synthetic-seed", "2", "--cache-dir", cache,
