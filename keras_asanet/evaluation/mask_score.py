@@ -7,20 +7,21 @@ measures their IoU with the ground-truth person (and with the clothing / hat / b
 beside the same IoU for a fixed centre prior: a mask that does not beat "the middle of the box"
 has not learned where the person is.
 
-How the ground truth meets the mask grid. The model sees each frame resized to `image_size`
-and its masks are on the `(h, w)` grid of its feature maps. Where on the frame a cell lies is
-the network's geometry, not an equal tiling: in a ResNet padded like torchvision's (every
-`k x k` convolution or pooling padded by `k // 2`), the feature at `(i, j)` of a stride-`s` map
-is centred on pixel `(s * i, s * j)`, so the first row and column sit on the frame's top and
-left edges and the grid is half a cell up and left of the tiles `[s * i, s * (i + 1))`
-(`cell_layout="centred"`, the default; `AGWResNetTest` checks the centres from the gradients
-of the library's backbone). The full-resolution label map is area-averaged into the `s x s`
-window of each cell (`cell_fractions`: the exact fraction of the window covered by the region;
-the part of a window outside the frame counts as not covered) and a cell counts as the region
-when at least half of it is (`threshold=0.5`). The centre prior is placed on the same cell
-centres. Frames whose region covers no cell are left out of that region's mean (and counted).
-`cell_layout="tiled"` is the equal tiling every score used before 2026-12-07
-(docs/results.md, "Where a mask cell lies on the frame").
+How the ground truth meets the mask grid. The model sees each frame resized to `image_size` and
+its masks are on the `(h, w)` grid of its feature maps. Where on the frame a cell lies is the
+network's geometry, not an equal tiling: in a ResNet padded like torchvision's (every `k x k`
+convolution or pooling padded by `k // 2`), the feature at `(i, j)` of a stride-`s` map is
+centred on pixel `(s * i, s * j)`, so the first row and column sit on the frame's top and left
+edges and the grid is half a cell up and left of the tiles `[s * i, s * (i + 1))`
+(`cell_layout="centred"`, the default; `AGWResNetTest` checks the centres from the receptive
+fields of the library's backbone, found by changing one input row or column at a time). The
+full-resolution label map is area-averaged into the `s x s` window of each cell
+(`cell_fractions`: the exact fraction of the window covered by the region; the part of a window
+outside the frame counts as not covered) and a cell counts as the region when at least half of
+it is (`threshold=0.5`). The centre prior is placed on the same cell centres. Frames whose
+region covers no cell are left out of that region's mean (and counted). `cell_layout="tiled"`
+is the equal tiling every score used before 2026-12-07 (docs/results.md, "Where a mask cell
+lies on the frame").
 
 The pure pieces (`cell_fractions`, `centre_prior`, `top_k_positions`, `top_k_iou`) are
 numpy-only; `mask_score` imports Keras when called.
@@ -72,11 +73,17 @@ def cell_windows(size, cells, layout="tiled"):
         layout: `"tiled"`: cell `i` is `[s * i, s * (i + 1))`, the frame cut into equal
             tiles. `"centred"`: cell `i` is the `s`-wide window centred on pixel `s * i`
             (centre `s * i + 0.5`), where the feature `i` of a ResNet padded like torchvision's
-            is centred; the first window reaches half a cell before the frame, the last ends
-            half a cell before its end.
+            is centred; the first window starts half a cell before the frame and the last
+            ends about half a cell before the frame does.
 
     Returns:
         `(lo, hi)`, two `(cells,)` float64 arrays.
+
+    Example:
+
+    >>> lo, hi = cell_windows(64, 4, "centred")  # the rows of a 4x2 grid on a 64x32 frame
+    >>> lo.tolist(), hi.tolist()
+    ([-7.5, 8.5, 24.5, 40.5], [8.5, 24.5, 40.5, 56.5])
     """
     _check_layout(layout)
     stride = float(size) / int(cells)

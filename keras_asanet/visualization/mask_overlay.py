@@ -57,13 +57,19 @@ def mask_extent(grid, frame_size, cell_layout="centred"):
 
     Returns:
         `(left, right, bottom, top)`.
+
+    Example:
+
+    >>> mask_extent((4, 2), (64, 32))  # a 4x2 mask on a 64x32 frame, stride 16
+    (-8.0, 24.0, 56.0, -8.0)
     """
     from keras_asanet.evaluation.mask_score import cell_windows
 
     (h, w), (height, width) = grid, frame_size
     rows_lo, rows_hi = cell_windows(height, h, cell_layout)
     cols_lo, cols_hi = cell_windows(width, w, cell_layout)
-    return (cols_lo[0] - 0.5, cols_hi[-1] - 0.5, rows_hi[-1] - 0.5, rows_lo[0] - 0.5)
+    edges = (cols_lo[0], cols_hi[-1], rows_hi[-1], rows_lo[0])
+    return tuple(float(edge) - 0.5 for edge in edges)
 
 
 def plot_mask_overlay(
