@@ -430,10 +430,9 @@ def summarise(measures):
             "train_seconds",
         ):
             stats[key] = _mean_std([getattr(m, key) for m in ms])
-        rules = {m.mask_ties for m in ms if m.mask_iou is not None}
-        stats["mask_ties"] = rules.pop() if len(rules) == 1 else ("mixed" if rules else None)
-        layouts = {m.mask_cells for m in ms if m.mask_iou is not None}
-        stats["mask_cells"] = layouts.pop() if len(layouts) == 1 else ("mixed" if layouts else None)
+        for key in ("mask_ties", "mask_cells"):  # how the row's mask IoUs were scored
+            rules = {getattr(m, key) for m in ms if m.mask_iou is not None}
+            stats[key] = rules.pop() if len(rules) == 1 else ("mixed" if rules else None)
         out.append(stats)
     return out
 

@@ -772,12 +772,8 @@ def rescore(config, log=print):
         The updated results dict.
     """
     from keras_asanet.evaluation.asanet_evaluation import evaluate_asanet
-    from keras_asanet.models.saving import load_model
 
-    path = os.path.join(config.output, "results.json")
-    with open(path) as f:
-        results = json.load(f)
-    model = load_model(os.path.join(config.output, "model.keras"))
+    path, results, model = _finished_run(config)
     eval_kwargs = _eval_kwargs(config, verbose=False)
     report = evaluate_asanet(model, load_dataset(config), **eval_kwargs)
     results["final"].update(_summary(report))
@@ -808,6 +804,16 @@ def rescore(config, log=print):
     return results
 
 
+def _finished_run(config):
+    """`(results.json path, its dict, the loaded model.keras)` of the run in `config.output`."""
+    from keras_asanet.models.saving import load_model
+
+    path = os.path.join(config.output, "results.json")
+    with open(path) as f:
+        results = json.load(f)
+    return path, results, load_model(os.path.join(config.output, "model.keras"))
+
+
 def scored_heldout_set(results):
     """`(seed, identities)` of the held-out synthetic set a finished run's `results.json`
     was scored on (`(None, None)` if none). Runs scored before the held-out size was recorded
@@ -827,12 +833,7 @@ def rescore_masks(config, log=print):
     Returns:
         The updated results dict.
     """
-    from keras_asanet.models.saving import load_model
-
-    path = os.path.join(config.output, "results.json")
-    with open(path) as f:
-        results = json.load(f)
-    model = load_model(os.path.join(config.output, "model.keras"))
+    path, results, model = _finished_run(config)
     if not (model.uses_re_asre or model.uses_ir_asre):
         return results
 
