@@ -107,6 +107,36 @@ class AblationTableTest(TestCase):
         self.assertIn("‡ mask IoUs scored on equal tiles of the frame", table)
         self.assertNotIn("‡", ablation.markdown_table(ablation.summarise([centred, no_masks])))
 
+    def test_mask_regions_are_tabled_per_run(self):
+        """Each run's masks region by region, beside the centre prior and the best k cells;
+        runs recorded before the regions were kept read back as None and are left out."""
+        region = {"re_iou": 0.2, "ir_iou": 0.5, "centre_iou": 0.0, "best_iou": 0.5}
+        regions = {
+            "person": {"re_iou": 0.54, "ir_iou": 0.55, "centre_iou": 0.7, "best_iou": 0.771,
+                       "num_frames": 225},
+            "top": {**region, "num_frames": 174},
+            "bottom": {**region, "num_frames": 73},
+            "hat": {"re_iou": None, "ir_iou": None, "centre_iou": None, "best_iou": None,
+                    "num_frames": 0},
+        }  # fmt: skip
+        record = _measure("+asre", 0, 0.4).to_dict()
+        del record["mask_regions"]
+        old = ablation.RunMeasure.from_dict(record)
+        self.assertIsNone(old.mask_regions)
+        self.assertEqual(ablation.mask_region_table([old]), "")
+        new = dataclasses.replace(old, seed=1, mask_regions=regions)
+        again = ablation.RunMeasure.from_dict(json.loads(json.dumps(new.to_dict())))
+        self.assertEqual(again, new)
+        table = ablation.mask_region_table([old, new]).splitlines()
+        self.assertEqual(len(table), 3)  # header, rule, the one run that has regions
+        self.assertIn("bottom: re / ir (centre prior; best)", table[0])
+        self.assertEqual(
+            table[2],
+            "| +asre | 1 | 54.0 / 55.0 (70.0; 77.1) | 20.0 / 50.0 (0.0; 50.0) "
+            "| 20.0 / 50.0 (0.0; 50.0) |",
+        )
+        self.assertIn("| - |", ablation.mask_region_table([new], regions=("hat",)))
+
     def test_generated_block_replaces_only_itself(self):
         text = "intro\n" + ablation.GENERATED_START + "\nold\n" + ablation.GENERATED_END + "\nend\n"
         new = ablation.replace_generated_block(text, "| new |")
@@ -290,6 +320,14 @@ class AblationScriptTest(TestCase):
         self.assertIn("reusing the finished run", log)
         self.assertEqual(again, rescored)
         self.assertEqual(again["mask_cells"], "centred")
+        # Its masks region by region, as the run's own held-out score has them, and tabled.
+        with open(os.path.join(folder, "results.json")) as f:
+            held_out = json.load(f)["unseen"]["mask_score"]
+        self.assertEqual(again["mask_regions"]["person"]["re_iou"], held_out["re_iou"])
+        self.assertEqual(again["mask_regions"]["person"]["centre_iou"], held_out["centre_iou"])
+        self.assertEqual(again["mask_regions"]["top"], held_out["regions"]["top"])
+        with open(results) as f:
+            self.assertIn("Where each run's masks point", f.read())
 
         # A run whose masks were scored on equal tiles (before the cell layout existed) gets
         # them scored again on centred cells, from its model.keras, and nothing else changes.

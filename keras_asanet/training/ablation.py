@@ -274,6 +274,10 @@ class RunMeasure:
     #: Where the mask cells lie on the frame (`mask_score`'s `cell_layout`): runs recorded
     #: before the layout existed were scored on equal tiles, half a cell off the features.
     mask_cells: str | None = None
+    #: The masks region by region, as `mask_score` scored them on the held-out set:
+    #: `{"person" | "top" | "bottom" | ...: {"re_iou", "ir_iou", "centre_iou", "best_iou",
+    #: "num_frames"}}`; `None` for runs recorded without it (see `mask_region_table`).
+    mask_regions: dict | None = None
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -286,6 +290,7 @@ class RunMeasure:
             record["mask_ties"] = None if record.get("mask_iou") is None else "position"
         if "mask_cells" not in record:
             record["mask_cells"] = None if record.get("mask_iou") is None else "tiled"
+        record.setdefault("mask_regions", None)
         names = [f.name for f in dataclasses.fields(cls)]
         missing = [n for n in names if n not in record]
         if missing:
@@ -396,7 +401,19 @@ def run_one(row, seed, base_config, output, heldout_seed, log=print, typed=()):
         train_seconds=float(results.get("train_seconds", float("nan"))),
         mask_ties=None if mask is None else mask.get("ties", "position"),
         mask_cells=None if mask is None else mask.get("cell_layout", "tiled"),
+        mask_regions=_mask_regions(mask),
     )
+
+
+def _mask_regions(mask):
+    """The person and every region of a `MaskScore.to_dict()`, keyed by region."""
+    if mask is None:
+        return None
+    keys = ("re_iou", "ir_iou", "centre_iou", "best_iou", "num_frames")
+    regions = {"person": {k: mask.get(k) for k in keys}}
+    for name, region in (mask.get("regions") or {}).items():
+        regions[name] = {k: region.get(k) for k in keys}
+    return regions
 
 
 def _mean_std(values):
@@ -607,6 +624,43 @@ def per_run_table(measures):
     return "\n".join(lines)
 
 
+#: The regions of `mask_region_table`: the clothing regions a 4x2 grid holds in most frames.
+TABLE_REGIONS = ("person", "top", "bottom")
+
+
+def mask_region_table(measures, regions=TABLE_REGIONS):
+    """One line per (row, seed) whose run recorded its masks region by region: the IoU of
+    each ASRE mask's top-k cells with the person and with the clothing regions, beside the
+    centre prior and the best any k cells reach.
+
+    Why: one number per run (the table's best mask on the whole person) hides which part of
+    the body each mask prefers, which the paper's Fig. 8 describes (the ID-irrelevant mask on
+    the legs), and a region the centre prior misses. An empty string when no run has them.
+    """
+    scored = [m for m in measures if m.mask_regions]
+    if not scored:
+        return ""
+    head = " | ".join(f"{r}: re / ir (centre prior; best)" for r in regions)
+    lines = [f"| row | seed | {head} |", "|---|---|" + "---|" * len(regions)]
+
+    def iou(v):
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    for m in scored:
+        cells = []
+        for name in regions:
+            r = m.mask_regions.get(name) or {}
+            if not r.get("num_frames"):
+                cells.append("-")
+                continue
+            cells.append(
+                f"{iou(r.get('re_iou'))} / {iou(r.get('ir_iou'))} "
+                f"({iou(r.get('centre_iou'))}; {iou(r.get('best_iou'))})"
+            )
+        lines.append(f"| {m.row} | {m.seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _read_text(path):
     with open(path) as f:
         return f.read()
@@ -622,6 +676,13 @@ def write_results(path, header, table, summary, measures, readme=None):
     )
     block = f"{header}\n\n{table}\n\nRows:\n\n{legend}\n\n<details><summary>Every run</summary>\n\n"
     block += per_run_table(measures) + "\n\n</details>"
+    regions = mask_region_table(measures)
+    if regions:
+        block += (
+            "\n\n<details><summary>Where each run's masks point: the person, the upper and "
+            "the lower clothing (IoU x 100 on the held-out set; runs recorded without it are "
+            "left out)</summary>\n\n" + regions + "\n\n</details>"
+        )
     text = _read_text(path) if os.path.isfile(path) else "# Results\n"
     with open(path, "w") as f:
         f.write(replace_generated_block(text, block))
