@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -58,8 +59,22 @@ def run_worker(module, backend, args, timeout, threads=None):
     for line in reversed(done.stdout.strip().splitlines()):
         if line.startswith("{"):
             return json.loads(line)
-    tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-    return {"error": f"exit code {done.returncode}: {tail[-600:]}"}
+    return {"error": f"exit code {done.returncode}: {error_summary(done.stderr or done.stdout)}"}
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")
+
+
+def error_summary(output, limit=600):
+    """The line of a failed worker's output that says what failed: the last line that
+    starts with an exception's name (Keras appends the call's arguments after the
+    exception, so the last lines alone name no error), else the last three lines; colour
+    codes removed, at most `limit` characters."""
+    lines = [_ANSI.sub("", line).strip() for line in (output or "").strip().splitlines()]
+    named = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    text = named[-1] if named else " ".join(lines[-3:])
+    return text[:limit]
 
 
 def rss_bytes():
