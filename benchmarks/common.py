@@ -86,6 +86,41 @@ def rss_bytes():
         return peak_rss_bytes()
 
 
+def device_peak_bytes():
+    """Peak accelerator memory of this process under the Keras backend, or None on a CPU
+    (or where the backend cannot say)."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return int(torch.cuda.max_memory_allocated())
+        elif backend == "jax":
+            import jax
+
+            dev = jax.devices()[0]
+            if dev.platform != "cpu":
+                return int(dev.memory_stats().get("peak_bytes_in_use", 0))
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            if tf.config.list_physical_devices("GPU"):
+                return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+    except Exception:  # noqa: BLE001 - best effort
+        return None
+    return None
+
+
+def torch_device_peak_bytes():
+    """Peak CUDA memory of this process through PyTorch (the reference), or None on a CPU."""
+    import torch
+
+    return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
+
+
 def peak_rss_bytes():
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024

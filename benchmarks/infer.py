@@ -71,6 +71,7 @@ def reference_extract(model, tracklets, seq_len, batch_size, image_size, workers
 
     sums = None
     counts = np.zeros(len(tracklets))
+    device = next(model.parameters()).device
     model.eval()
     try:
         pending = submit(batches[0])
@@ -82,8 +83,8 @@ def reference_extract(model, tracklets, seq_len, batch_size, image_size, workers
             if b + 1 < len(batches):
                 pending = submit(batches[b + 1])
             with torch.no_grad():
-                x = torch.from_numpy(clips).permute(0, 1, 4, 2, 3)
-                out = model(x).numpy()
+                x = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).to(device)
+                out = model(x).cpu().numpy()
             if sums is None:
                 sums = np.zeros((len(tracklets), out.shape[1]))
             owners = np.array([i for i, _ in batch])
@@ -107,6 +108,8 @@ def worker(args):
 
         torch.manual_seed(0)
         model = ReferenceASANet.from_preset(args.preset, args.num_identities)
+        if torch.cuda.is_available():  # where the Keras backends run too
+            model = model.cuda()
         params = trainable_parameter_count(model)
 
         def extract(tracklets):
@@ -162,6 +165,9 @@ def worker(args):
             "rss_growth_bytes": int(rss.growth),
         }
     out["peak_rss_bytes"] = int(common.peak_rss_bytes())
+    out["device_peak_bytes"] = (
+        common.torch_device_peak_bytes() if args.kind == "reference" else common.device_peak_bytes()
+    )
     return out
 
 
@@ -255,22 +261,29 @@ def table(result) -> str:
         f"{long.get('tracklets', '?')} tracklets of up to {long.get('longest_tracklet_frames')}"
         f" frames; the median of {result.get('repeats', 1)} passes over each. Each "
         f"configuration in its own process on {result['threads']} CPU thread(s).",
-        "",
-        "| configuration | tracklets/s | vs reference | frames/s | RSS growth (test) | "
-        "RSS growth (long tracklets) | first call (s) |",
-        "|---|---|---|---|---|---|---|",
     ]
     rows = [("reference: plain PyTorch, eager, channels-first", ref)]
     rows += [(f"keras_asanet {k} (`extract_features`)", v) for k, v in result["keras"].items()]
+    # On a GPU: the peak device memory of each process over both passes.
+    device = any(v.get("device_peak_bytes") is not None for _, v in rows)
+    lines += [
+        "",
+        "| configuration | tracklets/s | vs reference | frames/s | RSS growth (test) | "
+        "RSS growth (long tracklets) | first call (s) |" + (" device peak |" if device else ""),
+        "|---|---|---|---|---|---|---|" + ("---|" if device else ""),
+    ]
     for label, v in rows:
         if "error" in v:
-            lines.append(f"| {label} | {v['error']} | | | | | |")
+            lines.append(f"| {label} | {v['error']} | | | | | |" + (" |" if device else ""))
             continue
         ratio = "1x" if v is ref else f"{v['vs_reference']:.2f}x"
+        peak = v.get("device_peak_bytes")
+        extra = (" - |" if peak is None else f" {peak / 2**30:.2f} GiB |") if device else ""
         lines.append(
             f"| {label} | {v['test']['tracklets_per_s']:.2f} | {ratio} | "
             f"{v['test']['frames_per_s']:.0f} | {v['test']['rss_growth_bytes'] / 2**20:.0f} MiB"
             f" | {v['long']['rss_growth_bytes'] / 2**20:.0f} MiB | {v['first_call_seconds']:.1f} |"
+            + extra
         )
     return "\n".join(lines)
 

@@ -62,3 +62,12 @@ class InferBenchmarkTest(OneTorchThread, TestCase):
         table = infer.table(result)
         self.assertIn("the median of 3 passes over each", table)
         self.assertIn("| keras_asanet torch (`extract_features`) |", table)
+        # On a CPU no process has a device peak, and the table has no column for it.
+        self.assertIsNone(outputs["keras"]["device_peak_bytes"])
+        self.assertNotIn("device peak", table)
+        # Where one has (a GPU run), every row gets the column.
+        result["keras"]["torch"]["device_peak_bytes"] = 3 * 2**30
+        lines = infer.table(result).splitlines()
+        self.assertTrue(lines[2].endswith("| device peak |"))
+        self.assertTrue(lines[4].endswith("| - |"))  # the reference ran on the CPU
+        self.assertTrue(lines[5].endswith("| 3.00 GiB |"))

@@ -45,32 +45,6 @@ def make_batch(batch, seq_len, image_size, num_re=32, num_ir=11, seed=0):
     return clips.astype(np.float32), targets
 
 
-def _device_peak():
-    import keras
-
-    backend = keras.backend.backend()
-    try:
-        if backend == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                return int(torch.cuda.max_memory_allocated())
-        elif backend == "jax":
-            import jax
-
-            dev = jax.devices()[0]
-            if dev.platform != "cpu":
-                return int(dev.memory_stats().get("peak_bytes_in_use", 0))
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            if tf.config.list_physical_devices("GPU"):
-                return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-    except Exception:  # noqa: BLE001 - best effort
-        return None
-    return None
-
-
 def keras_worker(args):
     import keras
 
@@ -112,7 +86,26 @@ def reference_worker(args):
         with torch.autocast(device, dtype=torch.float16, enabled=autocast):
             return float(trainer.step(x, y)["total"])
 
-    return _time_steps(step, args, trainable_parameter_count(model))
+    out = _time_steps(step, args, trainable_parameter_count(model))
+    out["step_flops"] = step_flops(step)
+    return out
+
+
+def step_flops(step):
+    """The floating-point operations of one call of `step` that torch's `FlopCounterMode`
+    counts: convolutions and matrix products, forward and backward (the optimisers'
+    elementwise updates are not counted).
+
+    Counted on the reference, the number is the model's FLOPs per training step (same
+    layers, widths and parameter count as the Keras model), so every configuration's
+    achieved model TFLOP/s and MFU are measured against the same work, however each
+    backend computes it.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return int(counter.get_total_flops())
 
 
 def _time_steps(step, args, params):
@@ -137,14 +130,10 @@ def _time_steps(step, args, params):
         "clips_per_s": round(clips / seconds, 2),
         "peak_rss_bytes": int(common.peak_rss_bytes()),
         "rss_growth_bytes_during_steps": int(rss.growth),
-        "device_peak_bytes": _device_peak() if args.kind == "keras" else _torch_peak(),
+        "device_peak_bytes": (
+            common.device_peak_bytes() if args.kind == "keras" else common.torch_device_peak_bytes()
+        ),
     }
-
-
-def _torch_peak():
-    import torch
-
-    return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
 
 
 def run(
@@ -160,8 +149,11 @@ def run(
     mixed_precision=False,
     threads=None,
     timeout=900,
+    peak_tflops=None,
 ) -> dict:
-    """Runs every configuration in its own subprocess; returns the JSON-serialisable dict."""
+    """Runs every configuration in its own subprocess; returns the JSON-serialisable dict.
+    `peak_tflops`: the device's peak TFLOP/s for the step's precision (e.g. from the GPU's
+    data sheet); with it every configuration gets its model FLOPs utilisation (`mfu`)."""
     backends = list(backends or common.installed_backends())
     base = [
         "--preset", preset, "--image-size", *image_size, "--seq-len", seq_len,
@@ -180,6 +172,7 @@ def run(
         "warmup": warmup,
         "num_identities": num_identities,
         "mixed_precision": mixed_precision,
+        "peak_tflops": peak_tflops,
         "threads": threads or len(os.sched_getaffinity(0)),
         "machine": common.machine(),
         "reference": common.run_worker(
@@ -208,6 +201,14 @@ def _ratios(result):
         return
     for value in ok.values():
         value["vs_reference"] = round(value["clips_per_s"] / ref["clips_per_s"], 3)
+    if ref.get("step_flops"):
+        clips_per_step = result["batch"][0] * result["batch"][1]
+        peak = result.get("peak_tflops")
+        for value in [ref, *ok.values()]:
+            tflops = ref["step_flops"] * value["clips_per_s"] / clips_per_step / 1e12
+            value["model_tflops_per_s"] = float(f"{tflops:.4g}")
+            if peak:
+                value["mfu"] = float(f"{tflops / float(peak):.4g}")
     result["params_equal"] = all(v["params"] == ref["params"] for v in ok.values())
     if not result["params_equal"]:
         raise AssertionError(
@@ -236,22 +237,46 @@ def table(result) -> str:
         + (" (equal everywhere)" if result.get("params_equal") else "")
         + ".",
         f"Each configuration in its own process on {result['threads']} CPU thread(s).",
-        "",
-        "| configuration | clips/s | vs reference | step (s) | first step (s) | "
-        "RSS growth over the steps | peak RSS |",
-        "|---|---|---|---|---|---|---|",
     ]
+    flops = ref.get("step_flops")
+    peak = result.get("peak_tflops")
+    if flops:
+        lines.append(
+            f"Model FLOPs per step: {flops / 1e9:.2f} GFLOP (the reference's forward and "
+            "backward convolutions and matrix products, torch's FlopCounterMode)"
+            + (f"; MFU against a peak of {peak:g} TFLOP/s." if peak else ".")
+        )
     rows = [("reference: plain PyTorch, eager, channels-first", ref)]
     rows += [(f"keras_asanet {k}", v) for k, v in result["keras"].items()]
+    device = any(v.get("device_peak_bytes") is not None for _, v in rows)  # on a GPU
+    flop_head = (
+        (" device peak |" if device else "")
+        + (" model TFLOP/s |" if flops else "")
+        + (" MFU |" if flops and peak else "")
+    )
+    lines += [
+        "",
+        "| configuration | clips/s | vs reference | step (s) | first step (s) | "
+        f"RSS growth over the steps | peak RSS |{flop_head}",
+        "|---|---|---|---|---|---|---|" + "---|" * flop_head.count("|"),
+    ]
     for label, v in rows:
         if "error" in v:
-            lines.append(f"| {label} | {v['error']} | | | | | |")
+            lines.append(f"| {label} | {v['error']} | | | | | |" + " |" * flop_head.count("|"))
             continue
         ratio = "1x" if v is ref else f"{v['vs_reference']:.2f}x"
+        extra = ""
+        if device:
+            peak_bytes = v.get("device_peak_bytes")
+            extra += " - |" if peak_bytes is None else f" {peak_bytes / 2**30:.2f} GiB |"
+        if flops:
+            extra += f" {v['model_tflops_per_s']:.3g} |"
+        if flops and peak:
+            extra += f" {100 * v['mfu']:.1f} % |"
         lines.append(
             f"| {label} | {v['clips_per_s']:.2f} | {ratio} | {v['step_seconds_median']:.3f} | "
             f"{v['first_step_seconds']:.1f} | {v['rss_growth_bytes_during_steps'] / 2**20:.0f}"
-            f" MiB | {v['peak_rss_bytes'] / 2**30:.2f} GiB |"
+            f" MiB | {v['peak_rss_bytes'] / 2**30:.2f} GiB |{extra}"
         )
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ markdown table.
 Usage:
     python scripts/benchmark.py train [--preset P] [--image-size H W] [--seq-len T]
                                       [--batch P K] [--steps N] [--backends ...]
+                                      [--mixed-precision] [--peak-tflops F]
     python scripts/benchmark.py infer [--preset P] [--image-size H W] [--batch-size N]
                                       [--repeats N]
     python scripts/benchmark.py data [--root DIR] [--batches N] [--workers 1 2]
@@ -13,8 +14,9 @@ Usage:
 `train`: clips/s of a full training step (forward, the five losses, Adam + centre SGD) per
 installed backend, `jit_compile=False` and `True`, each in its own subprocess, against the
 plain PyTorch ASA-Net of `benchmarks/reference_torch.py` (same parameter count, asserted);
-time to the first step and memory. CPU defaults are small; the paper's GPU setting is
-`--preset asanet_b --image-size 256 128 --seq-len 6 --batch 8 4`.
+time to the first step, memory, and the model TFLOP/s achieved (the reference's step FLOPs
+per second; with `--peak-tflops`, the model FLOPs utilisation). CPU defaults are small;
+the paper's GPU setting is `--preset asanet_b --image-size 256 128 --seq-len 6 --batch 8 4`.
 
 `infer`: tracklets/s of dense feature extraction per backend against the reference (the
 median of `--repeats` passes), and the RSS growth on short and on long tracklets (bounded by
@@ -57,6 +59,7 @@ def bench_train(args):
         mixed_precision=args.mixed_precision,
         threads=args.threads,
         timeout=args.timeout,
+        peak_tflops=args.peak_tflops,
     )
     return result, train.table(result)
 
@@ -138,7 +141,7 @@ def bench_all(args):
 _TRAIN_DEFAULTS = dict(
     preset="asanet_tiny", image_size=(128, 64), seq_len=4, batch=(4, 2), steps=5, warmup=2,
     num_identities=625, backends=None, modes=None, mixed_precision=False, threads=None,
-    timeout=300,
+    timeout=300, peak_tflops=None,
 )  # fmt: skip
 _INFER_DEFAULTS = dict(
     preset="asanet_tiny", image_size=(128, 64), seq_len=4, batch_size=16, max_tracklets=120,
@@ -162,6 +165,11 @@ def _add(p, defaults, *names):
         "backends": dict(nargs="+", choices=common.BACKENDS),
         "modes": dict(nargs="+", choices=("False", "True"), help="jit_compile values"),
         "mixed_precision": dict(action="store_true"),
+        "peak_tflops": dict(
+            type=float,
+            help="the device's peak TFLOP/s at the step's precision (its data sheet): adds "
+            "each configuration's model FLOPs utilisation (MFU)",
+        ),
         "batch_size": dict(type=int),
         "max_tracklets": dict(type=int),
         "root": dict(help="a MARS-layout dataset (default: a temporary synthetic one)"),
