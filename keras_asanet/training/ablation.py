@@ -603,6 +603,11 @@ def replace_generated_block(text, block):
     return text.rstrip() + "\n\n" + body + "\n"
 
 
+def _pct(value):
+    """A fraction as a percentage with one decimal, or "-" for None."""
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
 def per_run_table(measures):
     """One line per (row, seed): the raw material of the summary."""
     lines = [
@@ -611,13 +616,10 @@ def per_run_table(measures):
         "|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def pct(v):
-        return "-" if v is None else f"{100 * v:.1f}"
-
     for m in measures:
         lines.append(
-            f"| {m.row} | {m.seed} | {pct(m.mAP)} | {pct(m.rank1)} | {pct(m.baseline_mAP)} "
-            f"| {pct(m.attr_re)} | {pct(m.attr_ir)} | {pct(m.mask_iou)}"
+            f"| {m.row} | {m.seed} | {_pct(m.mAP)} | {_pct(m.rank1)} | {_pct(m.baseline_mAP)} "
+            f"| {_pct(m.attr_re)} | {_pct(m.attr_ir)} | {_pct(m.mask_iou)}"
             f"{' †' if m.mask_ties not in (None, 'average') else ''} "
             f"| {m.train_seconds:.0f} |"
         )
@@ -643,9 +645,6 @@ def mask_region_table(measures, regions=TABLE_REGIONS):
     head = " | ".join(f"{r}: re / ir (centre prior; best)" for r in regions)
     lines = [f"| row | seed | {head} |", "|---|---|" + "---|" * len(regions)]
 
-    def iou(v):
-        return "-" if v is None else f"{100 * v:.1f}"
-
     for m in scored:
         cells = []
         for name in regions:
@@ -654,8 +653,8 @@ def mask_region_table(measures, regions=TABLE_REGIONS):
                 cells.append("-")
                 continue
             cells.append(
-                f"{iou(r.get('re_iou'))} / {iou(r.get('ir_iou'))} "
-                f"({iou(r.get('centre_iou'))}; {iou(r.get('best_iou'))})"
+                f"{_pct(r.get('re_iou'))} / {_pct(r.get('ir_iou'))} "
+                f"({_pct(r.get('centre_iou'))}; {_pct(r.get('best_iou'))})"
             )
         lines.append(f"| {m.row} | {m.seed} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
