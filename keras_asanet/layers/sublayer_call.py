@@ -16,6 +16,11 @@ Keras masks, no autocast scope to enter or leave (the same test as `Layer.__call
 quantisation, no rematerialisation, and no torch forward hooks. Callers pass `training`
 explicitly where the sublayer takes it. Anything else goes through `layer(...)` as usual, so
 the outputs are the same either way (tested to the bit).
+
+On that path a plain channels-last `keras.layers.Conv2D` (ASA-Net's 1x1 convolutions on the
+identity map and in ASRE) runs through `torch_conv`, which hands torch's `conv2d` the input
+as a permuted view instead of Keras' two layout copies: the same bytes, the same kernel, the
+same bits.
 """
 
 import functools
@@ -53,6 +58,8 @@ def call_sublayer(layer, inputs, **kwargs):
     ```
     """
     if _direct_call_applies(layer, inputs):
+        if not kwargs and _torch_conv().applies(layer):
+            return _torch_conv().conv2d_call(layer, inputs)
         return layer.call(inputs, **kwargs)
     return layer(inputs, **kwargs)
 
@@ -76,6 +83,14 @@ def _direct_call_applies(layer, inputs):
         return layer.compute_dtype == layer.variable_dtype
     # `__call__` would leave or change the scope unless it already is the layer's.
     return layer.autocast and scope.dtype == layer.compute_dtype
+
+
+@functools.cache
+def _torch_conv():
+    """`torch_conv`, imported on first use (it imports torch)."""
+    from keras_asanet.layers import torch_conv
+
+    return torch_conv
 
 
 @functools.cache

@@ -3,6 +3,7 @@ from unittest import mock
 
 import keras
 import numpy as np
+from absl.testing import parameterized
 
 from keras_asanet.layers import sublayer_call
 from keras_asanet.layers.sublayer_call import call_sublayer
@@ -21,10 +22,10 @@ class _Recording(keras.layers.Dense):
         return super().__call__(*args, **kwargs)
 
 
-def _tiny_asanet():
+def _tiny_asanet(dtype=None):
     from keras_asanet.models import ASANet
 
-    model = ASANet.from_preset("asanet_tiny", num_identities=4)
+    model = ASANet.from_preset("asanet_tiny", num_identities=4, dtype=dtype)
     model.build_for_input((None, 2, 32, 16, 3))
     return model
 
@@ -112,14 +113,16 @@ class CallSublayerTest(TestCase):
         self.assertIsInstance(outputs, keras.KerasTensor)
         self.assertEqual(_Recording.calls, 1)
 
-    def test_training_step_is_the_same_to_the_bit(self):
+    @parameterized.named_parameters(("float32", None), ("mixed_bfloat16", "mixed_bfloat16"))
+    def test_training_step_is_the_same_to_the_bit(self, dtype):
         """ASANet's training-mode outputs, gradients and moving statistics with the direct
-        path equal those through Keras' `__call__` exactly: the same ops in the same order."""
+        path (and its torch convolution, `torch_conv`) equal those through Keras' `__call__`
+        exactly: the same ops in the same order, in float32 and under mixed precision."""
         clips, targets = _batch()
         runs = []
         for direct in (True, False):
             keras.utils.set_random_seed(3)
-            model = _tiny_asanet()
+            model = _tiny_asanet(dtype)
             patch = (
                 contextlib.nullcontext()
                 if direct
