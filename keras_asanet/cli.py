@@ -232,7 +232,8 @@ def add_run_arguments(p, ablation=False):
         action=argparse.BooleanOptionalAction,
         default=None,
         help="whether ASRE's query / key convolutions get the weight decay too (default: on "
-        "for every dataset; a strong decay can collapse them, see docs/results.md)",
+        "for MARS / Duke, off on synthetic, whose strong decay collapses them and flattens "
+        "every mask; see docs/results.md)",
     )
     p.add_argument(
         "--decay-epochs",

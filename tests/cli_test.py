@@ -104,6 +104,7 @@ class CliTest(TestCase):
                 config.asre_attention_decay, dataset_defaults(dataset)["asre_attention_decay"]
             )
         self.assertTrue(dataset_defaults("mars")["asre_attention_decay"])
+        self.assertFalse(dataset_defaults("synthetic")["asre_attention_decay"])
         for flag, expected in (
             ("--asre-attention-decay", True),
             ("--no-asre-attention-decay", False),

@@ -114,14 +114,18 @@ class ReadmeTest(TestCase):
         m = re.search(r"trains the `(\w+)` model for (\d+) epochs with colour jitter", FLAT)
         self.assertEqual((m.group(1), int(m.group(2))), (synthetic["preset"], synthetic["epochs"]))
         self.assertGreater(synthetic["color_jitter"], 0)
-        m = re.search(r"weight decay ([\d.e-]+) on every weight but the attribute heads", FLAT)
+        m = re.search(
+            r"weight decay ([\d.e-]+) on every weight but the attribute heads and ASRE's "
+            r"query / key convolutions",
+            FLAT,
+        )
         self.assertEqual(float(m.group(1)), synthetic["weight_decay"])
         self.assertFalse(synthetic["attribute_head_decay"])
+        self.assertFalse(synthetic["asre_attention_decay"])
         m = re.search(r"an attribute loss weight lambda_BCE of ([\d.]+)", FLAT)
         self.assertEqual(float(m.group(1)), synthetic["bce_weight"])
         m = re.search(r"ASRE's attention softmax over the (\w+) positions", FLAT)
         self.assertEqual(f"{m.group(1)}_positions", synthetic["asre_softmax_over"])
-        self.assertTrue(synthetic["asre_attention_decay"])
         m = re.search(r"attribute maps of (\d+) channels", FLAT)
         self.assertEqual(int(m.group(1)), synthetic["attribute_channels"])
         from keras_asanet.training.ablation import ABLATION_ROWS, row_config

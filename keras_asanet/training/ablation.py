@@ -209,7 +209,7 @@ ABLATION_ROWS = {
     "ASANet-a, the main job's recipe on 1000 identities, 24 epochs, attribute maps of 128 "
     "channels": (
         "that run with attribute branches as wide as the backbone map (`attribute_channels="
-        "128`, C; the paper's C/2 is 64 for asanet_tiny): today's main job",
+        "128`, C; the paper's C/2 is 64 for asanet_tiny): the main job until the row below",
         {
             **RECIPE_600,
             "flip_test": True,
@@ -221,9 +221,9 @@ ABLATION_ROWS = {
     ),
     "ASANet-a, the main job's recipe on 1000 identities, 24 epochs, attribute maps of 128 "
     "channels, ASRE query / key undecayed": (
-        "today's main job with the weight decay kept off both ASREs' query and key "
-        "convolutions (`--no-asre-attention-decay`): with the decay they collapse to zero, "
-        "the attention turns uniform and every mask is flat",
+        "that run with the weight decay kept off both ASREs' query and key convolutions "
+        "(`--no-asre-attention-decay`; with the decay they collapse to zero, the attention "
+        "turns uniform and every mask is flat): today's main job",
         {
             **RECIPE_600,
             "flip_test": True,

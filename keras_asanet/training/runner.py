@@ -47,7 +47,10 @@ DATASET_DEFAULTS = {
         # Eq. 8's softmax over the identity positions: over the attribute positions (the
         # other reading) every mask is constant within a frame (docs/results.md).
         "asre_softmax_over": "identity_positions",
-        "asre_attention_decay": True,
+        # That decay also drives ASRE's query / key convolutions to zero, the attention turns
+        # uniform and every mask is constant within a frame; spared, the masks stay on the
+        # person for the same mAP (docs/results.md).
+        "asre_attention_decay": False,
         "attribute_loss_weighting": "none",
         # Attribute maps as wide as the backbone map (C = 128 for asanet_tiny), twice the
         # paper's C/2: the ID-relevant head gains on the tuning seed (docs/results.md).
