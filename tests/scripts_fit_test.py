@@ -19,7 +19,7 @@ import pytest
 
 from keras_asanet.data import get_dataset, make_synthetic_mars
 from keras_asanet.tests.test_case import TestCase
-from keras_asanet.training.optimizers import ATTRIBUTE_HEADS
+from keras_asanet.training.optimizers import ASRE_ATTENTION, ATTRIBUTE_HEADS, decay_exclusions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIT = os.path.join(ROOT, "scripts", "fit.py")
@@ -192,10 +192,15 @@ class FitCliTest(TestCase):
         self.assertEqual(len({t.pid for t in heldout.query}), 8)
         restored = keras.saving.load_model(os.path.join(out, "model.keras"))
         self.assertEqual(restored.num_identities, 6)
-        # --no-attribute-head-decay reached the optimiser the model was trained (and saved) with.
+        # --no-attribute-head-decay and the synthetic default of sparing ASRE's query / key
+        # reached the optimiser the model was trained (and saved) with.
         self.assertIs(results["config"]["attribute_head_decay"], False)
+        self.assertIs(results["config"]["asre_attention_decay"], False)
         adam = restored.optimizer.get_config()["optimizer_map"]["config"]["default_optimizer"]
-        self.assertEqual(adam["config"]["weight_decay_exclude"], ATTRIBUTE_HEADS)
+        self.assertEqual(
+            adam["config"]["weight_decay_exclude"],
+            decay_exclusions(ATTRIBUTE_HEADS, ASRE_ATTENTION),
+        )
 
 
 def _weights(path):
