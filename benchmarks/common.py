@@ -94,11 +94,8 @@ def device_peak_bytes():
     backend = keras.backend.backend()
     try:
         if backend == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                return int(torch.cuda.max_memory_allocated())
-        elif backend == "jax":
+            return torch_device_peak_bytes()
+        if backend == "jax":
             import jax
 
             dev = jax.devices()[0]
@@ -115,7 +112,8 @@ def device_peak_bytes():
 
 
 def torch_device_peak_bytes():
-    """Peak CUDA memory of this process through PyTorch (the reference), or None on a CPU."""
+    """Peak CUDA memory of this process through PyTorch (the reference, or Keras on torch),
+    or None on a CPU."""
     import torch
 
     return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None

@@ -30,13 +30,20 @@ def applies(layer):
     """
     if type(layer) is not keras.layers.Conv2D or layer.data_format != "channels_last":
         return False
+    return _torch_padding(layer) is not None
+
+
+def _torch_padding(layer):
+    """`conv2d`'s `padding` for the layer, or None where Keras would pad asymmetrically."""
     if layer.padding == "valid":
-        return True
+        return 0
     if layer.padding != "same" or any(stride != 1 for stride in layer.strides):
-        return False
-    return all(
-        (size - 1) * rate % 2 == 0 for size, rate in zip(layer.kernel_size, layer.dilation_rate)
-    )
+        return None
+    # Stride 1: Keras pads (k - 1) * d in all, half on each side when that is even.
+    totals = [(size - 1) * rate for size, rate in zip(layer.kernel_size, layer.dilation_rate)]
+    if any(total % 2 for total in totals):
+        return None
+    return [total // 2 for total in totals]
 
 
 def conv2d_call(layer, inputs):
@@ -56,17 +63,11 @@ def conv2d_call(layer, inputs):
     # (B, H, W, C) -> (B, C, H, W): a view; `contiguous` copies only an input whose memory
     # is not already channels-last (e.g. a non-contiguous slice).
     x = inputs.permute(0, 3, 1, 2).contiguous(memory_format=CHANNELS_LAST)
-    if layer.padding == "same":
-        padding = [
-            (size - 1) * rate // 2 for size, rate in zip(layer.kernel_size, layer.dilation_rate)
-        ]
-    else:
-        padding = 0
     outputs = torch.nn.functional.conv2d(
         x,
         kernel,
         stride=tuple(layer.strides),
-        padding=padding,
+        padding=_torch_padding(layer),
         dilation=tuple(layer.dilation_rate),
         groups=layer.groups,
     ).permute(0, 2, 3, 1)
