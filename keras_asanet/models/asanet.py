@@ -505,10 +505,12 @@ class ASANet(keras.Model):
     # -------------------------------------------------------------------- build
 
     def build_for_input(self, input_shape=(None, 2, 64, 32, 3)):
-        """Creates every weight by running a small dummy clip (any T / size works later)."""
+        """Creates every weight by tracing a one-frame clip symbolically (any T / size works
+        later). Nothing is computed: an eager dummy clip made JAX compile each of the
+        forward's operations one by one, about 8 s on a 2-core CPU."""
         _, _, h, w, c = input_shape
-        dummy = ops.zeros((1, 1, h or 64, w or 32, c or 3))
-        self(dummy, training=False, return_dict=True)  # the dict path builds the heads too
+        clip = keras.KerasTensor((1, 1, h or 64, w or 32, c or 3), dtype=keras.config.floatx())
+        self(clip, training=False, return_dict=True)  # the dict path builds the heads too
         # The call reaches the backbone through `backbone_map` / `id_map`, never through its
         # `__call__`, so Keras never marks it built although every layer inside it now is.
         # An unbuilt layer makes JAX's `predict_on_batch` run the whole model eagerly, op by
@@ -518,7 +520,7 @@ class ASANet(keras.Model):
         return self
 
     def build(self, input_shape):
-        # Keras' loader calls `build` before restoring weights; running a dummy clip creates
+        # Keras' loader calls `build` before restoring weights; tracing a dummy clip creates
         # every weight (the layers build on first call). `_building` stops the recursion of
         # `__call__` -> `build`.
         if getattr(self, "_building", False):

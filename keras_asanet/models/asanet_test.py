@@ -211,6 +211,45 @@ class ASANetTest(TestCase):
         with self.assertRaisesRegex(ValueError, "attribute_supervision"):
             tiny_model(attribute_supervision=False, pmi=True)
 
+    def test_build_traces_symbolically_and_makes_the_weights_of_an_eager_call(self):
+        # build_for_input traces a symbolic clip: no array reaches the layers (an eager
+        # dummy clip made JAX compile every op one by one), and the weights are exactly
+        # those the layers make when an eager clip builds them.
+        seen = []
+
+        def spying(backbone_map):
+            def spy(x, **kwargs):
+                try:
+                    ops.convert_to_numpy(x)
+                    seen.append("concrete")
+                except Exception:  # a tracer / graph tensor / meta tensor: nothing computed
+                    seen.append("symbolic")
+                return backbone_map(x, **kwargs)
+
+            return spy
+
+        keras.utils.set_random_seed(3)
+        traced = tiny_model()
+        traced.backbone.backbone_map = spying(traced.backbone.backbone_map)
+        traced.build_for_input((None, 2, 32, 16, 3))
+        self.assertTrue(seen)
+        self.assertEqual(set(seen), {"symbolic"})
+        self.assertTrue(traced.built)
+        self.assertEqual(traced.get_build_config(), {"input_shape": (1, 1, 32, 16, 3)})
+
+        keras.utils.set_random_seed(3)
+        eager = tiny_model()
+        x = _clips()
+        eager.call(ops.convert_to_tensor(x), training=False, return_dict=True)  # builds eagerly
+        self.assertEqual(len(traced.weights), len(eager.weights))
+        for a, b in zip(traced.weights, eager.weights):
+            self.assertEqual((a.name, a.shape), (b.name, b.shape))
+            np.testing.assert_array_equal(ops.convert_to_numpy(a), ops.convert_to_numpy(b))
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(traced(x, training=False)),
+            ops.convert_to_numpy(eager(x, training=False)),
+        )
+
     def test_every_layer_is_built_after_the_first_call(self):
         # Keras' JAX predict_on_batch runs the whole model eagerly before every compiled
         # batch while any layer reports unbuilt (the backbone did: ASANet reaches it through
