@@ -507,7 +507,7 @@ class ASANet(keras.Model):
     def build_for_input(self, input_shape=(None, 2, 64, 32, 3)):
         """Creates every weight by tracing a one-frame clip symbolically (any T / size works
         later). Nothing is computed: an eager dummy clip made JAX compile each of the
-        forward's operations one by one, about 8 s on a 2-core CPU."""
+        forward's operations one by one, about 7 s on a 2-core CPU."""
         _, _, h, w, c = input_shape
         clip = keras.KerasTensor((1, 1, h or 64, w or 32, c or 3), dtype=keras.config.floatx())
         self(clip, training=False, return_dict=True)  # the dict path builds the heads too

@@ -69,8 +69,8 @@ def _open_non_local_blocks(model):
 class ASANetTest(TestCase):
     @classmethod
     def setUpClass(cls):
-        # One built model for the read-only tests: building runs every op once eagerly,
-        # which is slow on JAX.
+        # One called model for the read-only tests: a first eager call compiles every op
+        # once on JAX, which is slow.
         cls.shared = tiny_model()
         cls.shared(_clips())
 
