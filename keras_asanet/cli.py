@@ -409,6 +409,13 @@ def add_run_arguments(p, ablation=False):
         help="1: build the next training batch in a background thread while the model trains "
         "on this one (the same batches either way); default: RunConfig.prefetch",
     )
+    p.add_argument(
+        "--no-retain-freed-memory",
+        action="store_true",
+        help="leave glibc's malloc settings as they are (by default the run keeps the memory "
+        "a training step frees instead of returning it to the kernel after every step: "
+        "keras_asanet.training.freed_memory; the same weights either way)",
+    )
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -424,6 +431,7 @@ FLAG_FIELDS = {
     "untrained_eval": ("eval_untrained",),
     "no_untrained_eval": ("eval_untrained",),
     "quiet": ("verbose",),
+    "no_retain_freed_memory": ("retain_freed_memory",),
 }
 
 
@@ -514,6 +522,7 @@ def config_from_args(args):
         if args.no_heldout_eval or args.dataset != "synthetic"
         else (args.heldout_seed),
         loss_weights=args.loss_weights,
+        retain_freed_memory=not args.no_retain_freed_memory,
         verbose=0 if args.quiet else 1,
         **settings,
     )

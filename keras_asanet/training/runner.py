@@ -151,6 +151,9 @@ class RunConfig:
     workers: int = 1
     # Measured: the torch main job trains in 272 s instead of 313 with it, same weights.
     prefetch: int = 1
+    # glibc keeps what a step frees (keras_asanet.training.freed_memory): TensorFlow's main
+    # job on an AVX2 EPYC fitted at 9-10 s an epoch instead of 16-17 s (docs/performance.md).
+    retain_freed_memory: bool = True
     clip_dtype: str = "uint8"
     # 1,000 identities (500 for training): more people to generalise from in the same steps
     # (docs/results.md); judged on 300 held-out ones.
@@ -387,6 +390,7 @@ CALLER_FIELDS = (
     "verbose",
     "workers",
     "prefetch",
+    "retain_freed_memory",
 )
 
 
@@ -523,6 +527,10 @@ def train(config, log=print):
     from keras_asanet.training.run_folder import claim_run_folder
 
     config.validate()
+    if config.retain_freed_memory:
+        from keras_asanet.training.freed_memory import retain_freed_memory
+
+        retain_freed_memory()
     with claim_run_folder(
         config.output, resume=config.resume, overwrite=config.overwrite, log=log
     ) as folder:
