@@ -8,7 +8,8 @@ convolution. ASA-Net's training step makes ~120 such calls (44 convolutions, 32 
 ...), most of them from this package's own layers into sublayers they created and built
 themselves; those ~16 ms were the largest part of what kept the torch backend below the
 plain-PyTorch reference (`docs/performance.md`). On JAX and TensorFlow a step is traced once,
-so the overhead does not recur there, and this helper always takes the normal path.
+so the overhead does not recur there, and this helper takes the normal path (on JAX with the
+one exception below).
 
 The direct path is taken only when `__call__` would do nothing but call `call`: the torch
 backend, a built layer, concrete (not symbolic) tensors of the layer's input dtype without
@@ -21,6 +22,12 @@ On that path a plain channels-last `keras.layers.Conv2D` (ASA-Net's 1x1 convolut
 identity map and in ASRE) runs through `torch_conv`, which hands torch's `conv2d` the input
 as a permuted view instead of Keras' two layout copies: the same bytes, the same kernel, the
 same bits.
+
+On JAX every call takes the normal path except one: a `keras.layers.Conv2D` whose output has
+fewer positions than its kernel has taps (the 3x3 convolutions on the 4x2 maps of 64x32
+frames) runs through `jax_conv`, as patches times kernel, because XLA's CPU compiler swaps
+such a convolution's operands and runs it slowly. That agrees with Keras' convolution to
+float rounding, not to the bit.
 """
 
 import functools
@@ -61,6 +68,8 @@ def call_sublayer(layer, inputs, **kwargs):
         if not kwargs and _torch_conv().applies(layer):
             return _torch_conv().conv2d_call(layer, inputs)
         return layer.call(inputs, **kwargs)
+    if not kwargs and keras.backend.backend() == "jax" and _jax_conv().applies(layer, inputs):
+        return _jax_conv().conv2d_call(layer, inputs)
     return layer(inputs, **kwargs)
 
 
@@ -91,6 +100,14 @@ def _torch_conv():
     from keras_asanet.layers import torch_conv
 
     return torch_conv
+
+
+@functools.cache
+def _jax_conv():
+    """`jax_conv`, imported on first use (it imports jax)."""
+    from keras_asanet.layers import jax_conv
+
+    return jax_conv
 
 
 @functools.cache
