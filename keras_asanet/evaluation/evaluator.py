@@ -16,7 +16,7 @@ from keras_asanet.evaluation.feature_extraction import extract_features, resolve
 from keras_asanet.evaluation.feature_parts import score_feature_parts
 from keras_asanet.evaluation.protocols import get_protocol
 from keras_asanet.evaluation.ranking import DEFAULT_MAX_MEMORY
-from keras_asanet.evaluation.raw_pixels import DEFAULT_BASELINE_IMAGE_SIZE, raw_pixel_baseline
+from keras_asanet.evaluation.raw_pixels import DEFAULT_BASELINE_IMAGE_SIZE, RawPixelSums
 from keras_asanet.evaluation.reranking import describe as describe_rerank
 from keras_asanet.evaluation.reranking import rerank_settings
 
@@ -188,6 +188,20 @@ def evaluate_model(
     """
     protocol = get_protocol(dataset, setup, trained_on=trained_on)
     image_size = resolve_image_size(model, image_size)
+    rerank = rerank_settings(rerank) or False
+    baseline_settings = dict(
+        image_size=tuple(int(s) for s in baseline_image_size),
+        mode=mode,
+        seq_len=int(seq_len),
+        metric=metric,
+        max_rank=max_rank,
+        rerank=rerank,
+    )
+    baseline_key = _baseline_key(protocol, baseline_settings) if baseline else None
+    # A baseline not computed yet is described from the frames the extraction decodes.
+    pixel_sums = None
+    if baseline and baseline_key not in _BASELINE_CACHE:
+        pixel_sums = RawPixelSums(len(protocol.tracklets), baseline_settings["image_size"])
     features, pids, camids = extract_features(
         model,
         protocol.tracklets,
@@ -199,9 +213,9 @@ def evaluate_model(
         verbose=verbose,
         call_kwargs=call_kwargs,
         flip=flip,
+        raw_pixels=pixel_sums,
     )
     notes = ["flip test: each clip's outputs averaged with its mirror image's."] if flip else []
-    rerank = rerank_settings(rerank) or False
     if rerank:
         notes.append(f"{describe_rerank(rerank)} of the model's and the baseline's distances.")
     re_logits = ir_logits = None
@@ -266,18 +280,18 @@ def evaluate_model(
             *protocol.split(features, pids, camids), metric=metric, max_memory=max_memory
         )
     if baseline:
-        report.baseline = _cached_baseline(
-            protocol,
-            image_size=tuple(int(s) for s in baseline_image_size),
-            mode=mode,
-            seq_len=int(seq_len),
-            metric=metric,
-            max_rank=max_rank,
-            max_memory=max_memory,
-            num_workers=num_workers,
-            verbose=verbose,
-            rerank=rerank,
-        )
+        if pixel_sums is not None:
+            _remember_baseline(
+                baseline_key,
+                protocol.evaluate(
+                    pixel_sums.features(),
+                    metric=metric,
+                    max_rank=max_rank,
+                    max_memory=max_memory,
+                    rerank=rerank,
+                ),
+            )
+        report.baseline = _BASELINE_CACHE[baseline_key]
         report.settings["baseline_image_size"] = list(baseline_image_size)
     return report
 
@@ -289,8 +303,9 @@ def _mtime(path):
         return None
 
 
-def _cached_baseline(protocol, num_workers, verbose, max_memory, **settings):
-    key = (
+def _baseline_key(protocol, settings):
+    """What a raw-pixels baseline depends on: the protocol's tracklets and the settings."""
+    return (
         protocol.name,
         tuple(protocol.query_index.tolist()),
         tuple(protocol.gallery_index.tolist()),
@@ -301,14 +316,9 @@ def _cached_baseline(protocol, num_workers, verbose, max_memory, **settings):
         # A dataset rebuilt at the same paths gets new files (and modification times).
         tuple(_mtime(t.frames[0]) for t in (protocol.tracklets[0], protocol.tracklets[-1])),
     )
-    if key not in _BASELINE_CACHE:
-        if len(_BASELINE_CACHE) >= _BASELINE_CACHE_SIZE:
-            _BASELINE_CACHE.pop(next(iter(_BASELINE_CACHE)))
-        _BASELINE_CACHE[key] = raw_pixel_baseline(
-            protocol=protocol,
-            max_memory=max_memory,
-            num_workers=num_workers,
-            verbose=verbose,
-            **settings,
-        )
-    return _BASELINE_CACHE[key]
+
+
+def _remember_baseline(key, result):
+    if len(_BASELINE_CACHE) >= _BASELINE_CACHE_SIZE:
+        _BASELINE_CACHE.pop(next(iter(_BASELINE_CACHE)))
+    _BASELINE_CACHE[key] = result

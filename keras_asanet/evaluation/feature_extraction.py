@@ -30,7 +30,7 @@ import numpy as np
 
 from keras_asanet.data.clip_checks import CLIP_DTYPES, check_clip_batch
 from keras_asanet.data.frame_sampling import dense_chunks, evenly_spaced
-from keras_asanet.data.image_io import read_frame
+from keras_asanet.data.image_io import read_frame_at_sizes
 
 MODES = ("dense", "sampled")
 DEFAULT_IMAGE_SIZE = (256, 128)
@@ -208,6 +208,7 @@ def extract_features(
     call_kwargs=None,
     clip_dtype=None,
     flip=False,
+    raw_pixels=None,
 ) -> ExtractedFeatures:
     """Computes one feature per tracklet with a clip model, streaming frames from disk.
 
@@ -243,6 +244,10 @@ def extract_features(
             for any other model.
         flip: also run every clip mirrored left-right (width axis) and average the two
             outputs (each output of a dict): twice the model calls, the same memory bound.
+        raw_pixels: a `keras_asanet.evaluation.RawPixelSums` for these tracklets, or `None`.
+            Every frame of every clip (not the padding, not the mirror) is then also resized
+            to its size and added to it, from the same decoding: the raw-pixels baseline of
+            the same frames without reading the files again (`evaluate_model` does this).
 
     Returns:
         `ExtractedFeatures(features, pids, camids)` in the order of `tracklets`; `features`
@@ -270,6 +275,11 @@ def extract_features(
     _check_seq_len(model, seq_len)
     image_size = resolve_image_size(model, image_size)
     predict = _predictor(model, call_kwargs)
+    if raw_pixels is not None and len(raw_pixels.counts) != len(tracklets):
+        raise ValueError(
+            f"raw_pixels describes {len(raw_pixels.counts)} tracklets; there are {len(tracklets)}."
+        )
+    sizes = [image_size] if raw_pixels is None else [image_size, raw_pixels.image_size]
 
     from keras_asanet.evaluation.progress import progress_bar
 
@@ -281,7 +291,7 @@ def extract_features(
     )
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=int(num_workers))
     try:
-        pending = _submit(pool, tracklets, _take(plan, batch_size), image_size)
+        pending = _submit(pool, tracklets, _take(plan, batch_size), sizes)
         while pending is not None:
             owners, futures, layout = pending
             pending_next = _take(plan, batch_size)
@@ -292,7 +302,11 @@ def extract_features(
             # NaN / inf refused, a [0, 1] pixel range warned about once per model.
             check_clip_batch(clips[: len(owners)], owner=model, where="extract_features")
             # Start decoding the next batch before running the model on this one.
-            pending = _submit(pool, tracklets, pending_next, image_size)
+            pending = _submit(pool, tracklets, pending_next, sizes)
+            if raw_pixels is not None:
+                for owner, paths in zip(owners, layout):
+                    for path in paths:
+                        raw_pixels.add(owner, futures[path].result()[1])
             outputs = _to_numpy_outputs(predict(clips), len(clips))
             if flip:
                 mirrored = np.ascontiguousarray(clips[:, :, :, ::-1])
@@ -329,8 +343,8 @@ def _take(plan, n):
     return batch
 
 
-def _submit(pool, tracklets, batch, image_size):
-    """Queues the decoding of the batch's frames (each distinct file once)."""
+def _submit(pool, tracklets, batch, sizes):
+    """Queues the decoding of the batch's frames (each distinct file once, at each size)."""
     if not batch:
         return None
     futures, layout = {}, []
@@ -339,7 +353,7 @@ def _submit(pool, tracklets, batch, image_size):
         paths = [frames[j] for j in indices]
         for path in paths:
             if path not in futures:
-                futures[path] = pool.submit(read_frame, path, image_size)
+                futures[path] = pool.submit(read_frame_at_sizes, path, sizes)
         layout.append(paths)
     owners = np.array([i for i, _ in batch], np.int64)
     return owners, futures, layout
@@ -360,7 +374,7 @@ def _assemble(futures, layout, n, batch_size, pad, seq_len, image_size, dtype="f
     clips = np.empty((rows, seq_len, image_size[0], image_size[1], 3), dtype)
     for b, paths in enumerate(layout):
         for t, path in enumerate(paths):
-            clips[b, t] = futures[path].result()
+            clips[b, t] = futures[path].result()[0]
     if rows > n:
         clips[n:] = clips[n - 1]
     return clips

@@ -3,10 +3,21 @@ import types
 
 import numpy as np
 
-from keras_asanet.evaluation.feature_extraction_test import H, W, decode, write_tracklets
+from keras_asanet.evaluation.feature_extraction import extract_features
+from keras_asanet.evaluation.feature_extraction_test import (
+    H,
+    W,
+    decode,
+    numpy_model,
+    write_tracklets,
+)
 from keras_asanet.evaluation.protocols import get_protocol
 from keras_asanet.evaluation.ranking import evaluate_ranking
-from keras_asanet.evaluation.raw_pixels import raw_pixel_baseline, raw_pixel_features
+from keras_asanet.evaluation.raw_pixels import (
+    RawPixelSums,
+    raw_pixel_baseline,
+    raw_pixel_features,
+)
 from keras_asanet.tests.test_case import TestCase
 
 
@@ -52,6 +63,61 @@ class RawPixelFeaturesTest(TestCase):
             raw_pixel_features(self.tracklets, image_size=(0, 4))
         with self.assertRaisesRegex(ValueError, "empty"):
             raw_pixel_features([])
+
+
+class RawPixelSumsTest(TestCase):
+    """The baseline described from the frames a model's extraction decodes."""
+
+    def setUp(self):
+        super().setUp()
+        self.tracklets = write_tracklets(self.get_temp_dir(), [5, 2, 3, 7, 1])
+
+    def test_from_extraction_equals_raw_pixel_features_to_the_bit(self):
+        # Model frames at the files' own size and resized; the baseline's resized and not;
+        # dense (the last frame repeated) and sampled; batches splitting tracklets.
+        cases = [
+            ("dense", 2, (H, W), (4, 3), 3),
+            ("dense", 3, (4, 4), (H, W), 2),
+            ("sampled", 4, (H, W), (4, 3), 2),
+            ("dense", 2, (H, W), (H, W), 64),
+        ]
+        for mode, seq_len, model_size, size, batch in cases:
+            msg = f"{mode} T={seq_len} model {model_size} baseline {size} batch {batch}"
+            sums = RawPixelSums(len(self.tracklets), size)
+            extract_features(
+                numpy_model,
+                self.tracklets,
+                mode=mode,
+                seq_len=seq_len,
+                batch_size=batch,
+                image_size=model_size,
+                verbose=False,
+                flip=True,
+                raw_pixels=sums,
+            )
+            for normalize in (True, False):
+                expected = raw_pixel_features(
+                    self.tracklets, size, mode=mode, seq_len=seq_len, normalize=normalize
+                )
+                self.assertAllEqual(sums.features(normalize=normalize), expected, msg=msg)
+
+    def test_extraction_results_do_not_change(self):
+        plain = extract_features(numpy_model, self.tracklets, seq_len=2, verbose=False)
+        sums = RawPixelSums(len(self.tracklets), (4, 3))
+        shared = extract_features(
+            numpy_model, self.tracklets, seq_len=2, verbose=False, raw_pixels=sums
+        )
+        self.assertAllEqual(shared.features, plain.features)
+
+    def test_bad_use(self):
+        sums = RawPixelSums(2, (4, 3))
+        with self.assertRaisesRegex(ValueError, "got a frame of shape"):
+            sums.add(0, np.zeros((3, 4, 3), np.uint8))
+        sums.add(0, np.zeros((4, 3, 3), np.uint8))
+        with self.assertRaisesRegex(ValueError, r"No frame was added for tracklets \[1\]"):
+            sums.features()
+        with self.assertRaisesRegex(ValueError, "describes 2 tracklets; there are 5"):
+            extract_features(numpy_model, self.tracklets, verbose=False, raw_pixels=sums)
 
 
 class RawPixelBaselineTest(TestCase):
