@@ -48,7 +48,11 @@ from keras_asanet.evaluation.ranking import (
     evaluate_ranking,
     pairwise_distance,
 )
-from keras_asanet.evaluation.raw_pixels import raw_pixel_baseline, raw_pixel_features
+from keras_asanet.evaluation.raw_pixels import (
+    RawPixelSums,
+    raw_pixel_baseline,
+    raw_pixel_features,
+)
 from keras_asanet.evaluation.reranking import k_reciprocal_distance
 
 __all__ = [
@@ -61,6 +65,7 @@ __all__ = [
     "MaskScore",
     "QueryBreakdown",
     "RankingResult",
+    "RawPixelSums",
     "asanet_feature_parts",
     "attribute_accuracy",
     "breakdown_by_query",
