@@ -163,7 +163,8 @@ def evaluate_model(
         baseline: also rank the same protocol by raw pixels (`raw_pixel_baseline`, the same
             frames as the model: `mode`, `seq_len`), reported beside the model's numbers so
             that what learning added is visible. Computed once per protocol and settings in a
-            process (a cache), so evaluating during training does not repeat it.
+            process (a cache), so evaluating during training does not repeat it, and from the
+            frames the model's extraction decodes (`RawPixelSums`), so the files are read once.
         baseline_image_size: the baseline's frame size (default 16 x 8).
         call_kwargs: keyword arguments of every model call (see `extract_features`), e.g.
             `{"return_dict": True}` for an `ASANet`'s feature and attribute logits.
