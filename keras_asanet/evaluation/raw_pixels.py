@@ -130,9 +130,8 @@ class RawPixelSums:
         if not self.counts.all():
             missing = np.flatnonzero(self.counts == 0)[:5].tolist()
             raise ValueError(f"No frame was added for tracklets {missing} (first five).")
-        features = np.zeros((len(self.counts), int(np.prod(self.totals.shape[1:]))), np.float32)
-        for i, (total, count) in enumerate(zip(self.totals, self.counts)):
-            features[i] = (total / (255.0 * count)).reshape(-1)
+        means = self.totals / (255.0 * self.counts[:, None, None, None])
+        features = means.reshape(len(self.counts), -1).astype(np.float32)
         if normalize:
             norms = np.linalg.norm(features, axis=1, keepdims=True)
             features = features / np.maximum(norms, 1e-12)
